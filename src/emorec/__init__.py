@@ -1,0 +1,3 @@
+"""emorec: reproducible real-time facial emotion recognition (DVC + MLflow + Keras)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,261 @@
+"""Training one (dataset, model, balance) configuration and logging it to MLflow.
+
+The best validation checkpoint is kept; every epoch's metrics, all params, the model
+(with signature and input example), the validation confusion matrix, the training-data
+fingerprint, the git commit and the DVC stage go to the MLflow run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emorec import io
+from emorec.errors import EmorecError
+from emorec.preprocess import InputSpec, to_model_input
+
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    optimizer: str
+    learning_rate: float
+    monitor: str = "val_accuracy"
+    early_stopping_patience: int | None = None
+    reduce_lr_patience: int | None = None
+    reduce_lr_factor: float = 0.5
+    min_learning_rate: float = 1e-6
+    seed: int = 42
+    input_size: int | None = None
+    channels: int | None = None
+    online_augmentation: dict | None = None
+    verbose: int = 2
+
+    @classmethod
+    def from_params(cls, train_params: dict, model_params: dict, seed: int) -> "TrainConfig":
+        merged = {**train_params, **{k: v for k, v in model_params.items() if k != "arch"}}
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise EmorecError(f"params.yaml: unknown training setting(s) {unknown}")
+        merged["seed"] = seed
+        cfg = cls(**merged)
+        if cfg.optimizer not in OPTIMIZERS:
+            raise EmorecError(f"params.yaml: unknown optimizer {cfg.optimizer!r}; use one of {OPTIMIZERS}")
+        if cfg.epochs < 1 or cfg.batch_size < 1:
+            raise EmorecError("params.yaml: epochs and batch_size must be at least 1")
+        return cfg
+
+
+def augmented_batches(images: np.ndarray, labels: np.ndarray, spec: InputSpec, batch_size: int,
+                      augmentation: dict, seed: int):
+    """A Keras PyDataset that re-shuffles and randomly warps every training image each epoch
+    (the on-the-fly side of Keras' ImageDataGenerator), backend-neutral and seeded."""
+    import keras
+
+    from emorec.augment import AugmentConfig, augment_image
+
+    cfg = AugmentConfig.from_params(augmentation)
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(images))
+
+        def __len__(self):
+            return int(np.ceil(len(images) / batch_size))
+
+        def __getitem__(self, index):
+            idx = self.order[index * batch_size:(index + 1) * batch_size]
+            batch = np.stack([augment_image(images[i], self.rng, cfg) for i in idx])
+            return to_model_input(batch, spec), labels[idx]
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(images))
+
+    return Batches()
+
+
+def make_optimizer(name: str, learning_rate: float):
+    import keras
+
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9)
+
+
+class _MlflowEpochLogger:
+    """Keras callback that sends each epoch's logs to the active MLflow run."""
+
+    def __new__(cls):
+        import keras
+
+        class Logger(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                import mlflow
+
+                clean = {k: float(v) for k, v in (logs or {}).items()
+                         if isinstance(v, (int, float, np.floating))}
+                lr = self.model.optimizer.learning_rate
+                clean["learning_rate"] = float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
+                mlflow.log_metrics(clean, step=epoch + 1)
+
+        return Logger()
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    run_id: str
+    val_metrics: dict
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    images_per_second: float
+
+
+def train(
+    *,
+    model_name: str,
+    arch: dict,
+    cfg: TrainConfig,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    classes: tuple[str, ...],
+    out_dir: Path,
+    curves_dir: Path,
+    run_name: str,
+    experiment_id: str,
+    log_params: dict,
+    tags: dict,
+) -> TrainResult:
+    import keras
+    import mlflow
+
+    from emorec import evaluation, models, plots
+
+    keras.utils.set_random_seed(cfg.seed)
+    native = train_images.shape[1]
+    spec = InputSpec(size=cfg.input_size or native,
+                     channels=cfg.channels or train_images.shape[-1], classes=classes)
+    x_train = to_model_input(train_images, spec)
+    x_val = to_model_input(val_images, spec)
+    model = models.build(model_name, (spec.size, spec.size, spec.channels), len(classes), **arch)
+    model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    curves_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir.parent / f".{out_dir.name}.work"
+    work.mkdir(parents=True, exist_ok=True)
+    best_weights = work / "best.weights.h5"
+    history_tmp = work / "history.csv"
+    mode = "min" if "loss" in cfg.monitor else "max"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(best_weights), monitor=cfg.monitor, mode=mode,
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.CSVLogger(str(history_tmp)),
+        _MlflowEpochLogger(),
+    ]
+    if cfg.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=cfg.monitor, mode=mode,
+                                                       patience=cfg.early_stopping_patience))
+    if cfg.reduce_lr_patience:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=cfg.monitor, mode=mode, patience=cfg.reduce_lr_patience,
+            factor=cfg.reduce_lr_factor, min_lr=cfg.min_learning_rate))
+
+    fingerprint = io.fingerprint_arrays(train_images, train_labels)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in log_params.items()})
+        mlflow.set_tags({**tags, "train_data_fingerprint": fingerprint,
+                         "input_spec": str(spec.to_dict())})
+        start = time.time()
+        if cfg.online_augmentation:
+            data = augmented_batches(train_images, train_labels, spec, cfg.batch_size,
+                                     cfg.online_augmentation, cfg.seed)
+            history = model.fit(data, validation_data=(x_val, val_labels), epochs=cfg.epochs,
+                                callbacks=callbacks, verbose=cfg.verbose)
+        else:
+            history = model.fit(x_train, train_labels, validation_data=(x_val, val_labels),
+                                epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
+                                callbacks=callbacks, verbose=cfg.verbose)
+        seconds = time.time() - start
+        model.load_weights(str(best_weights))
+        monitored = history.history.get(cfg.monitor, [])
+        best_epoch = int(np.argmin(monitored) if mode == "min" else np.argmax(monitored)) + 1
+        epochs_run = len(history.history.get("loss", []))
+
+        probs = model.predict(x_val, batch_size=256, verbose=0)
+        val_metrics = evaluation.compute_metrics(val_labels, probs.argmax(1), classes)
+        mlflow.log_metrics({"val_accuracy_best": val_metrics["accuracy"],
+                            "val_macro_f1": val_metrics["macro_f1"],
+                            "best_epoch": best_epoch, "epochs_run": epochs_run,
+                            "train_seconds": seconds,
+                            "train_images_per_second": len(x_train) * epochs_run / seconds})
+
+        evaluation.plot_confusion(val_metrics["confusion"], classes,
+                                  curves_dir / "val_confusion.png", normalize=True,
+                                  title=f"{run_name}: validation (row-normalized)")
+        plots.training_curves(history.history, curves_dir / "curves.png", run_name)
+        os.replace(history_tmp, curves_dir / "history.csv")
+        mlflow.log_artifacts(str(curves_dir), artifact_path="training")
+
+        from mlflow.models import infer_signature
+
+        example = x_val[:2]
+        signature = infer_signature(example, probs[:2])
+        from emorec.tracking import log_keras_model
+
+        logged = log_keras_model(model, signature, example)
+        mlflow.log_dict(spec.to_dict(), "preprocessing.json")
+
+        with io.atomic_path(out_dir) as tmp_dir:
+            tmp_dir.mkdir(parents=True)
+            model.save(tmp_dir / "model.keras")
+            io.write_json(tmp_dir / "run.json", {
+                "run_id": run.info.run_id,
+                "model_uri": logged.model_uri,
+                "experiment_id": experiment_id,
+                "model": model_name,
+                "input_spec": spec.to_dict(),
+                "weights": "scratch",
+                "train_data_fingerprint": fingerprint,
+                "val_metrics": {k: val_metrics[k] for k in ("accuracy", "macro_f1", "n")},
+                "best_epoch": best_epoch,
+                "epochs_run": epochs_run,
+                "train_seconds": round(seconds, 1),
+                "n_train": int(len(x_train)),
+            })
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(out_dir / "model.keras", run.info.run_id, val_metrics, epochs_run,
+                       best_epoch, seconds, len(x_train) * epochs_run / max(seconds, 1e-9))
+
+
+def load_model(model_dir: Path):
+    """Load a trained model and its run metadata, with Keras safe mode on."""
+    import keras
+
+    model_path = model_dir / "model.keras"
+    meta_path = model_dir / "run.json"
+    if not model_path.exists() or not meta_path.exists():
+        raise EmorecError(f"{model_dir}: no trained model (model.keras and run.json); run the "
+                          "train stage first")
+    try:
+        model = keras.models.load_model(model_path, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for a damaged file
+        raise EmorecError(f"{model_path}: cannot load model ({type(exc).__name__}: {exc})") from exc
+    return model, io.read_json(meta_path)
