@@ -190,7 +190,7 @@ def _load_csv(fh, where: str, max_per_class: int | None) -> DatasetCache:
         labels.append(label)
         splits.append(split)
         ids.append(f"csv:line{line_no}")
-    groups = {(s, CLASSES[l]): [None] * n for (s, l), n in taken.items()}
+    groups = {(s, CLASSES[lab]): [None] * n for (s, lab), n in taken.items()}
     _check_no_empty_class(groups, where)
     return DatasetCache(stack_images(images, where), np.array(labels, np.int64), np.array(splits),
                         np.array(ids), CLASSES, {"layout": "csv"})

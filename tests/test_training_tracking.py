@@ -1,0 +1,69 @@
+"""fetch -> validate -> prepare -> train -> evaluate in-process on generated data, logged
+to a temporary sqlite MLflow store: what a user finds in the MLflow UI afterwards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, fer_records, write_image_zip
+
+from emorec import io, pipeline
+
+
+@pytest.fixture
+def tiny_project(tmp_path, monkeypatch):
+    source = write_image_zip(tmp_path / "fer.zip", fer_records(per_class=6))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["fetch"]["fer2013"].update({"path": str(source), "search": [], "kaggle_download": False,
+                                       "max_per_class": 6})
+    params["train"].update({"epochs": 2, "batch_size": 16, "verbose": 0})
+    params["models"]["cnn"]["arch"].update({"filters": [8, 16], "dense_units": 32})
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_STAGE", "train@fer2013-cnn-balanced")
+    return root, params
+
+
+def test_pipeline_functions_log_a_complete_mlflow_run(tiny_project):
+    import mlflow
+
+    root, params = tiny_project
+    pipeline.fetch_stage("fer2013", params, root)
+    pipeline.validate_stage("fer2013", params, root)
+    pipeline.prepare_stage("fer2013", params, root)
+    prep = io.read_json(root / "reports" / "prepare" / "fer2013.json")
+    assert sum(prep["test"].values()) == 7 * 12  # PublicTest + PrivateTest, never augmented
+    assert prep["augmented_images"] >= 0
+    pipeline.train_stage("fer2013", "cnn", "balanced", params, root)
+    pipeline.evaluate_stage("fer2013", "cnn", "balanced", params, root)
+
+    meta = io.read_json(root / "models" / "fer2013" / "cnn-balanced" / "run.json")
+    run = mlflow.get_run(meta["run_id"])
+    assert run.data.params["model.optimizer"] == "rmsprop"
+    assert run.data.params["train.epochs"] == "2"
+    assert run.data.tags["dvc_stage"] == "train@fer2013-cnn-balanced"
+    assert run.data.tags["weights"] == "scratch"
+    assert run.data.tags["train_data_fingerprint"] == meta["train_data_fingerprint"]
+    assert "git_commit" in run.data.tags
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_accuracy")
+    assert [m.step for m in history] == [1, 2]
+    for key in ("test_accuracy", "test_macro_f1", "val_macro_f1"):
+        assert key in run.data.metrics
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/confusion_counts.png" in artifacts
+
+    logged = mlflow.keras.load_model(meta["model_uri"])
+    x = np.random.default_rng(0).random((3, 48, 48, 1)).astype("float32")
+    assert logged.predict(x, verbose=0).shape == (3, 7)
+    info = mlflow.models.get_model_info(meta["model_uri"])
+    assert info.signature is not None and info.saved_input_example_info is not None
+
+    metrics = io.read_json(root / "metrics" / "fer2013-cnn-balanced.json")
+    assert set(metrics) == {"test", "validation"}
+    assert 0 <= metrics["test"]["accuracy"] <= 1
+    pipeline.report_stage(params, root)
+    text = (root / "reports" / "results.md").read_text()
+    assert "0.62" in text  # the paper's Table X CNN figure stands beside ours
