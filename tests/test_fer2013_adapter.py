@@ -57,9 +57,9 @@ def test_every_source_form_gives_the_same_data(tmp_path, records):
 
 
 def test_max_per_class_keeps_a_deterministic_subset(fer_zip):
-    cache = fer2013.load(fer_zip, max_per_class=2)
+    cache = fer2013.load(fer_zip, {"max_per_class": 2})
     assert cache.counts("train") == {c: 2 for c in fer2013.CLASSES}
-    again = fer2013.load(fer_zip, max_per_class=2)
+    again = fer2013.load(fer_zip, {"max_per_class": 2})
     assert list(cache.source_id) == list(again.source_id)
 
 

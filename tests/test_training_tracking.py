@@ -67,3 +67,43 @@ def test_pipeline_functions_log_a_complete_mlflow_run(tiny_project):
     pipeline.report_stage(params, root)
     text = (root / "reports" / "results.md").read_text()
     assert "0.62" in text  # the paper's Table X CNN figure stands beside ours
+
+
+def test_missing_optional_dataset_is_reported_through_every_stage(tiny_project):
+    root, params = tiny_project
+    params["fetch"]["rafdb"].update({"path": None, "env_var": "EMOREC_TEST_NO_SUCH_VAR", "search": []})
+    params["pca"]["datasets"] = ["rafdb"]
+    pipeline.fetch_stage("rafdb", params, root)
+    pipeline.validate_stage("rafdb", params, root)
+    pipeline.prepare_stage("rafdb", params, root)
+    pipeline.pca_stage("rafdb", params, root)
+    for dataset in ("rafdb", "rafdb_pca"):
+        pipeline.train_stage(dataset, "cnn", "plain", params, root)
+        pipeline.evaluate_stage(dataset, "cnn", "plain", params, root)
+    for rel in ("reports/figures/rafdb_balancing.png", "reports/figures/rafdb_pca_samples.png",
+                "reports/training/rafdb-cnn-plain/curves.png",
+                "reports/evaluation/rafdb_pca-cnn-plain/confusion_counts.png"):
+        assert (root / rel).read_bytes()[:4] == b"\x89PNG", rel
+    assert io.read_json(root / "metrics" / "rafdb-cnn-plain.json") == {"skipped": 1}
+    pipeline.report_stage(params, root)
+    text = (root / "reports" / "results.md").read_text()
+    assert "**Needs the rafdb data**" in text and "0.81" in text  # the paper's RAF-DB figure
+
+
+def test_optional_flag_does_not_hide_a_missing_required_dataset(tiny_project):
+    from emorec.errors import DataNotFoundError
+
+    root, params = tiny_project
+    params["fetch"]["fer2013"]["path"] = str(root / "nowhere.zip")
+    with pytest.raises(DataNotFoundError):
+        pipeline.fetch_stage("fer2013", params, root)
+
+
+def test_grid_dataset_names_are_checked(tiny_project):
+    from emorec.errors import EmorecError
+
+    root, params = tiny_project
+    with pytest.raises(EmorecError, match="unknown dataset 'ckplus'.*configured datasets"):
+        pipeline.train_stage("ckplus", "cnn", "plain", params, root)
+    with pytest.raises(EmorecError, match="needs 'fer2013' in pca.datasets"):
+        pipeline.train_stage("fer2013_pca", "cnn", "plain", params, root)

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dataset")
     p = sub.add_parser("prepare", help="split, drop leaking duplicates, balance by augmentation")
     p.add_argument("dataset")
+    p = sub.add_parser("pca", help="per-channel PCA reconstruction of a prepared dataset")
+    p.add_argument("dataset")
     for name, text in (("train", "train one model and log it to MLflow"),
                        ("evaluate", "evaluate a trained model on the test split")):
         p = sub.add_parser(name, help=text)
@@ -64,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from emorec import datasets
 
             print("\n".join(datasets.available()))
-        elif args.command in ("fetch", "validate", "prepare"):
+        elif args.command in ("fetch", "validate", "prepare", "pca"):
             getattr(pipeline, f"{args.command}_stage")(args.dataset)
         elif args.command in ("train", "evaluate"):
             getattr(pipeline, f"{args.command}_stage")(args.dataset, args.model, args.balance)

@@ -11,16 +11,53 @@ import numpy as np
 
 from emorec import io
 from emorec.config import Paths, flatten, load_params, project_root, section
-from emorec.datasets import DatasetCache, adapter, fetch
-from emorec.errors import EmorecError
+from emorec.datasets import DatasetCache, adapter_for, fetch
+from emorec.errors import DataNotFoundError, EmorecError
 
 log = logging.getLogger("emorec")
 BALANCE_MODES = ("plain", "balanced")
+PCA_SUFFIX = "_pca"
+MISSING_MARKER = "missing.json"
+
+
+def base_dataset(params: dict, dataset: str) -> str:
+    """`affectnet_pca` -> `affectnet` (PCA-reconstructed inputs of a fetched dataset)."""
+    if dataset.endswith(PCA_SUFFIX) and dataset not in section(params, "fetch"):
+        base = dataset[: -len(PCA_SUFFIX)]
+        if base not in section(params, "pca", "datasets"):
+            raise EmorecError(f"params.yaml: grid dataset {dataset!r} needs {base!r} in pca.datasets")
+        return base
+    return dataset
+
+
+def dataset_adapter(params: dict, dataset: str):
+    return adapter_for(base_dataset(params, dataset), section(params, "fetch"))
+
+
+def protocol_for(params: dict, dataset: str) -> str:
+    """prepare.protocol, unless prepare.protocol_overrides names this dataset."""
+    prep = section(params, "prepare")
+    return (prep.get("protocol_overrides") or {}).get(base_dataset(params, dataset), prep["protocol"])
+
+
+def _missing_reason(folder: Path) -> str | None:
+    marker = folder / MISSING_MARKER
+    return io.read_json(marker)["reason"] if marker.exists() else None
+
+
+def _write_placeholders(reason: str, pngs: list[Path] = (), texts: dict[Path, str] | None = None) -> None:
+    """Outputs of a stage whose optional dataset is absent: they say so instead of a crash."""
+    from emorec import plots
+
+    for png in pngs:
+        plots.message_figure(png, reason)
+    for path, text in (texts or {}).items():
+        io.write_text(path, text)
 
 
 def _check_grid_names(params: dict, dataset: str, model: str | None = None,
                       balance: str | None = None) -> None:
-    adapter(dataset)  # raises for an unknown dataset
+    dataset_adapter(params, dataset)  # raises for an unknown dataset
     if model is not None:
         from emorec import models
 
@@ -34,10 +71,23 @@ def _check_grid_names(params: dict, dataset: str, model: str | None = None,
 def fetch_stage(dataset: str, params: dict | None = None, root: Path | None = None) -> Path:
     params = params or load_params()
     paths = Paths(root or project_root())
-    adapter(dataset)
+    mod = adapter_for(dataset, section(params, "fetch"))
     cfg = section(params, "fetch", dataset)
-    result = fetch(dataset, cfg, paths.root, paths.downloads())
     target = paths.cache(dataset)
+    try:
+        result = fetch(dataset, cfg, paths.root, paths.downloads())
+    except DataNotFoundError as exc:
+        if not cfg.get("optional"):
+            raise
+        size, channels = mod.image_spec(cfg)
+        empty = DatasetCache(np.zeros((0, size, size, channels), np.uint8), np.zeros(0, np.int64),
+                             np.array([], str), np.array([], str), mod.classes(cfg),
+                             {"dataset": dataset, "searched": str(exc),
+                              "missing": f"needs the {dataset} data (not found; set fetch.{dataset}.path "
+                                         f"or ${cfg.get('env_var') or 'its environment variable'})"})
+        empty.save(target)
+        print(f"{dataset}: optional dataset not found; later stages report it as missing.\n{exc}")
+        return target
     result.cache.save(target)
     counts = {s: sum(result.cache.counts(s).values()) for s in ("train", "val", "test")}
     print(f"{dataset}: {len(result.cache)} images from {result.found_via} "
@@ -45,8 +95,10 @@ def fetch_stage(dataset: str, params: dict | None = None, root: Path | None = No
     return target
 
 
-def expected_counts(dataset: str, max_per_class: int | None) -> dict | None:
-    known = getattr(adapter(dataset), "EXPECTED_COUNTS", None)
+def expected_counts(mod, cfg: dict) -> dict | None:
+    """The adapter's known counts, capped at max_per_class for subset runs."""
+    known = mod.expected_counts(cfg)
+    max_per_class = cfg.get("max_per_class")
     if known is None:
         return None
     if max_per_class:
@@ -59,14 +111,23 @@ def validate_stage(dataset: str, params: dict | None = None, root: Path | None =
 
     params = params or load_params()
     paths = Paths(root or project_root())
-    mod = adapter(dataset)
+    mod = adapter_for(dataset, section(params, "fetch"))
+    fetch_cfg = section(params, "fetch", dataset)
     cfg = section(params, "validate")
     cache = DatasetCache.load(paths.cache(dataset))
-    report = validation.validate(
-        cache, dataset, image_size=mod.IMAGE_SIZE, channels=mod.CHANNELS,
-        expected_counts=expected_counts(dataset, section(params, "fetch", dataset).get("max_per_class")),
-        duplicates_policy=cfg["duplicates"], min_pixel_std=cfg.get("min_pixel_std", 1.0))
     json_path = paths.validation_report(dataset)
+    if cache.meta.get("missing"):
+        reason = cache.meta["missing"]
+        io.write_json(json_path, {"dataset": dataset, "skipped": reason, "success": None,
+                                  "duplicate_groups": []})
+        io.write_text(json_path.with_suffix(".md"), f"# Validation: {dataset}\n\nNot run: {reason}\n")
+        print(f"{dataset}: skipped ({reason.splitlines()[0]})")
+        return json_path
+    size, channels = mod.image_spec(fetch_cfg)
+    report = validation.validate(
+        cache, dataset, image_size=size, channels=channels,
+        expected_counts=expected_counts(mod, fetch_cfg),
+        duplicates_policy=cfg["duplicates"], min_pixel_std=cfg.get("min_pixel_std", 1.0))
     io.write_json(json_path, report.to_dict())
     io.write_text(json_path.with_suffix(".md"), validation.markdown_summary(report, cfg["duplicates"]))
     dup = report.duplicate_summary()
@@ -84,16 +145,30 @@ def prepare_stage(dataset: str, params: dict | None = None, root: Path | None = 
 
     params = params or load_params()
     paths = Paths(root or project_root())
-    mod = adapter(dataset)
+    mod = adapter_for(dataset, section(params, "fetch"))
     cfg = section(params, "prepare")
     seed = int(section(params, "seed"))
     cache = DatasetCache.load(paths.cache(dataset))
+    out = paths.prepared(dataset)
+    figures = paths.root / "reports" / "figures"
+    if cache.meta.get("missing"):
+        reason = cache.meta["missing"].splitlines()[0]
+        with io.atomic_path(out) as tmp:
+            tmp.mkdir(parents=True)
+            io.write_json(tmp / MISSING_MARKER, {"reason": reason})
+        io.write_json(paths.root / "reports" / "prepare" / f"{dataset}.json",
+                      {"dataset": dataset, "skipped": reason})
+        _write_placeholders(reason, [figures / f"{dataset}_class_distribution.png",
+                                     figures / f"{dataset}_balancing.png"])
+        print(f"{dataset}: skipped ({reason})")
+        return out
     report_path = paths.validation_report(dataset)
     if not report_path.exists():
         raise EmorecError(f"{report_path}: validation report missing; run the validate stage first")
     groups = io.read_json(report_path)["duplicate_groups"]
 
-    masks = split.make_splits(cache, cfg["protocol"], cfg["val_fraction"], seed,
+    protocol = protocol_for(params, dataset)
+    masks = split.make_splits(cache, protocol, cfg["val_fraction"], seed,
                               getattr(mod, "PAPER_TEST_SPLITS", ("test",)))
     policy = section(params, "validate", "duplicates")
     train_mask, dropped = split.apply_duplicate_policy(cache, masks, groups, policy)
@@ -102,7 +177,6 @@ def prepare_stage(dataset: str, params: dict | None = None, root: Path | None = 
     bal_images, bal_labels, is_aug = augment.balance(
         train.images, train.labels, len(cache.classes), cfg["balance_target"], aug_cfg, seed)
 
-    out = paths.prepared(dataset)
     classes = np.array(cache.classes)
     with io.atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
@@ -116,7 +190,7 @@ def prepare_stage(dataset: str, params: dict | None = None, root: Path | None = 
     balanced_counts = {c: int(n) for c, n in zip(cache.classes,
                                                  np.bincount(bal_labels, minlength=len(classes)))}
     summary = {
-        "dataset": dataset, "protocol": cfg["protocol"], "val_fraction": cfg["val_fraction"],
+        "dataset": dataset, "protocol": protocol, "val_fraction": cfg["val_fraction"],
         "seed": seed, "duplicates_policy": policy, "dropped_from_train": len(dropped),
         "dropped_source_ids": dropped,
         "train": train.counts(), "val": val.counts(), "test": test.counts(),
@@ -126,15 +200,62 @@ def prepare_stage(dataset: str, params: dict | None = None, root: Path | None = 
     io.write_json(paths.root / "reports" / "prepare" / f"{dataset}.json", summary)
     plots.class_distribution(
         {"train": train.counts(), "validation": val.counts(), "test": test.counts()},
-        paths.root / "reports" / "figures" / f"{dataset}_class_distribution.png",
-        f"{dataset}: images per class and split ({cfg['protocol']} protocol)")
+        figures / f"{dataset}_class_distribution.png",
+        f"{dataset}: images per class and split ({protocol} protocol)")
     plots.class_distribution(
         {"before balancing": train.counts(), f"after balancing ({cfg['balance_target']})": balanced_counts},
-        paths.root / "reports" / "figures" / f"{dataset}_balancing.png",
+        figures / f"{dataset}_balancing.png",
         f"{dataset}: training set before and after balancing by augmentation")
     print(f"{dataset}: train {len(train)} (dropped {len(dropped)} cross-split duplicates), "
           f"val {len(val)}, test {len(test)}; balanced train {len(bal_labels)} "
           f"(+{int(is_aug.sum())} augmented) -> {out.relative_to(paths.root)}")
+    return out
+
+
+def pca_stage(dataset: str, params: dict | None = None, root: Path | None = None) -> Path:
+    """Per-channel PCA reconstruction of a prepared dataset -> data/prepared/<dataset>_pca."""
+    from emorec import pca
+
+    params = params or load_params()
+    paths = Paths(root or project_root())
+    cfg = section(params, "pca")
+    seed = int(section(params, "seed"))
+    source = paths.prepared(dataset)
+    out = paths.prepared(dataset + PCA_SUFFIX)
+    report_path = paths.root / "reports" / "pca" / f"{dataset}.json"
+    grid_png = paths.root / "reports" / "figures" / f"{dataset}_pca_samples.png"
+    reason = _missing_reason(source)
+    if reason:
+        with io.atomic_path(out) as tmp:
+            tmp.mkdir(parents=True)
+            io.write_json(tmp / MISSING_MARKER, {"reason": reason})
+        io.write_json(report_path, {"dataset": dataset, "skipped": reason})
+        _write_placeholders(reason, [grid_png])
+        print(f"{dataset}: PCA skipped ({reason})")
+        return out
+    x_train, _, _ = _load_part(source, "train")
+    model = pca.fit(x_train, cfg["variance"], cfg["max_components"], cfg["fit_samples"], seed)
+    errors = {}
+    with io.atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        for part in ("train", "train_balanced", "val", "test"):
+            data = io.load_npz(source / f"{part}.npz")
+            data["images"], errors[part] = pca.reconstruct(model, data["images"], cfg.get("output_size"))
+            with open(tmp / f"{part}.npz", "wb") as fh:
+                np.savez(fh, **data)
+    test_before = io.load_npz(source / "test.npz")["images"][:8]
+    test_after = io.load_npz(out / "test.npz")["images"][:8]
+    pca.sample_grid(test_before, test_after, grid_png,
+                    f"{dataset}: test faces before (top) and after per-channel PCA "
+                    f"({cfg['variance']:.0%} variance), resized to {cfg.get('output_size') or 'input size'}")
+    summary = {"dataset": dataset, "variance_target": cfg["variance"], "fit_samples": min(
+        cfg["fit_samples"], len(x_train)), "input_size": model.size,
+        "output_size": cfg.get("output_size") or model.size, "channels": model.summary(),
+        "reconstruction_mse": {k: round(v, 6) for k, v in errors.items()}, "seed": seed}
+    io.write_json(report_path, summary)
+    kept = ", ".join(f"{c['components']} ({c['explained_variance']:.3f})" for c in model.summary())
+    print(f"{dataset}: PCA components kept per channel (explained variance): {kept}; test MSE "
+          f"{errors['test']:.5f} -> {out.relative_to(paths.root)}")
     return out
 
 
@@ -157,9 +278,20 @@ def train_stage(dataset: str, model: str, balance: str, params: dict | None = No
     model_params = dict(section(params, "models", model))
     cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed)
     prepared = paths.prepared(dataset)
+    run_name = paths.run_name(dataset, model, balance)
+    reason = _missing_reason(prepared)
+    if reason:
+        out = paths.model_dir(dataset, model, balance)
+        with io.atomic_path(out) as tmp:
+            tmp.mkdir(parents=True)
+            io.write_json(tmp / MISSING_MARKER, {"reason": reason})
+        curves = paths.training_dir(dataset, model, balance)
+        _write_placeholders(reason, [curves / "curves.png", curves / "val_confusion.png"],
+                            {curves / "history.csv": "epoch,accuracy,loss,val_accuracy,val_loss\n"})
+        print(f"{run_name}: skipped ({reason})")
+        return out
     x_train, y_train, classes = _load_part(prepared, "train_balanced" if balance == "balanced" else "train")
     x_val, y_val, _ = _load_part(prepared, "val")
-    run_name = paths.run_name(dataset, model, balance)
     experiment_id = tracking.configure(paths.root, section(params, "mlflow", "experiment"))
     stage_name = tracking.dvc_stage(f"train@{run_name}")
     log_params = {
@@ -167,7 +299,7 @@ def train_stage(dataset: str, model: str, balance: str, params: dict | None = No
         **{f"train.{k}": v for k, v in flatten(section(params, "train")).items()},
         **{f"model.{k}": v for k, v in flatten(model_params).items()},
         **{f"prepare.{k}": v for k, v in flatten(section(params, "prepare")).items()},
-        **{f"fetch.{k}": v for k, v in flatten(section(params, "fetch", dataset)).items()},
+        **{f"fetch.{k}": v for k, v in flatten(section(params, "fetch", base_dataset(params, dataset))).items()},
         "validate.duplicates": section(params, "validate", "duplicates"),
         "n_train": len(y_train), "n_val": len(y_val),
     }
@@ -198,6 +330,19 @@ def evaluate_stage(dataset: str, model: str, balance: str, params: dict | None =
     params = params or load_params()
     paths = Paths(root or project_root())
     _check_grid_names(params, dataset, model, balance)
+    run_name = paths.run_name(dataset, model, balance)
+    out_dir = paths.evaluation_dir(dataset, model, balance)
+    metrics_path = paths.metrics(dataset, model, balance)
+    reason = _missing_reason(paths.model_dir(dataset, model, balance))
+    if reason:
+        _write_placeholders(reason, [out_dir / "confusion_counts.png", out_dir / "confusion_normalized.png"],
+                            {out_dir / "predictions.csv": "actual,predicted\n",
+                             out_dir / "classification.md": f"# {run_name}\n\nNot evaluated: {reason}\n"})
+        io.write_json(out_dir / "evaluation.json", {"skipped": reason, "provenance": {
+            "run_name": run_name, "dataset": dataset, "model": model, "balance": balance}})
+        io.write_json(metrics_path, {"skipped": 1})
+        print(f"{run_name}: skipped ({reason})")
+        return metrics_path
     keras_model, meta = load_model(paths.model_dir(dataset, model, balance))
     spec = InputSpec.from_dict(meta["input_spec"])
     x_test, y_test, classes = _load_part(paths.prepared(dataset), "test")
@@ -206,8 +351,6 @@ def evaluate_stage(dataset: str, model: str, balance: str, params: dict | None =
     probs = keras_model.predict(to_model_input(x_test, spec), batch_size=256, verbose=0)
     pred = probs.argmax(1)
     metrics = evaluation.compute_metrics(y_test, pred, classes)
-    run_name = paths.run_name(dataset, model, balance)
-    out_dir = paths.evaluation_dir(dataset, model, balance)
     evaluation.plot_confusion(metrics["confusion"], classes, out_dir / "confusion_counts.png",
                               normalize=False, title=f"{run_name}: test confusion (counts)")
     evaluation.plot_confusion(metrics["confusion"], classes, out_dir / "confusion_normalized.png",
@@ -224,16 +367,17 @@ def evaluate_stage(dataset: str, model: str, balance: str, params: dict | None =
                   + evaluation.per_class_markdown(metrics, paper.PER_CLASS.get(key))
                   + (f"\n\nPaper columns: the paper's {paper.PER_CLASS_TABLE[key]}.\n"
                      if key in paper.PER_CLASS else "\n"))
-    prep = section(params, "prepare")
-    fetch_cfg = section(params, "fetch", dataset)
-    mod = adapter(dataset)
+    fetch_cfg = section(params, "fetch", base_dataset(params, dataset))
+    mod = dataset_adapter(params, dataset)
+    protocol = protocol_for(params, dataset)
     test_set = ("official " + "+".join(getattr(mod, "PAPER_TEST_SPLITS", ("test",)))
-                if prep["protocol"] == "paper" else "official test")
+                if protocol == "paper" else "official test")
     provenance = {
         "run_name": run_name, "dataset": dataset, "model": model, "balance": balance,
         "data": f"{dataset} (" + (f"max {fetch_cfg['max_per_class']} per class"
                                   if fetch_cfg.get("max_per_class") else "complete") + ")",
-        "protocol": prep["protocol"], "test_set": test_set, "seed": section(params, "seed"),
+        "input": f"{meta['input_spec']['size']}px x {meta['input_spec']['channels']} channel(s)",
+        "protocol": protocol, "test_set": test_set, "seed": section(params, "seed"),
         "epochs": section(params, "train", "epochs"), "epochs_run": meta["epochs_run"],
         "best_epoch": meta["best_epoch"], "weights": meta["weights"], "n_train": meta["n_train"],
         "train_seconds": meta["train_seconds"], "hardware": tracking.hardware(),
@@ -242,7 +386,6 @@ def evaluate_stage(dataset: str, model: str, balance: str, params: dict | None =
     }
     io.write_json(out_dir / "evaluation.json",
                   {"test": metrics, "validation": meta["val_metrics"], "provenance": provenance})
-    metrics_path = paths.metrics(dataset, model, balance)
     io.write_json(metrics_path, {
         "test": {k: round(metrics[k], 4) for k in ("accuracy", "macro_f1", "weighted_f1")},
         "validation": {k: round(meta["val_metrics"][k], 4) for k in ("accuracy", "macro_f1")},
@@ -271,8 +414,8 @@ def report_stage(params: dict | None = None, root: Path | None = None) -> Path:
                           "evaluate stage first")
     out = paths.root / "reports" / "results.md"
     io.write_text(out, report.comparison_markdown(rows))
-    summary = {r["provenance"]["run_name"]: {"test_accuracy": round(r["test"]["accuracy"], 4),
-                                             "test_macro_f1": round(r["test"]["macro_f1"], 4)}
-               for r in rows}
+    summary = {r["provenance"]["run_name"]: (
+        {"test_accuracy": round(r["test"]["accuracy"], 4), "test_macro_f1": round(r["test"]["macro_f1"], 4)}
+        if "test" in r else {"skipped": r["skipped"]}) for r in rows}
     print(json.dumps(summary, indent=2))
     return out

@@ -57,3 +57,17 @@ def training_curves(history: dict[str, list[float]], path: Path, title: str) -> 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
+
+
+def message_figure(path: Path, message: str) -> None:
+    """A figure that only says why there is nothing to plot (e.g. a missing dataset)."""
+    import textwrap
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 2.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(message, 70)), ha="center", va="center", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)

@@ -13,9 +13,16 @@ def collect(evaluation_dir: Path) -> list[dict]:
     rows = []
     for path in sorted(evaluation_dir.glob("*/evaluation.json")):
         data = io.read_json(path)
-        if "test" in data and "provenance" in data:
+        if "provenance" in data and ("test" in data or "skipped" in data):
             rows.append(data)
     return rows
+
+
+def paper_key(dataset: str, model: str) -> tuple[str, str]:
+    """Our (dataset, model) -> the paper's row: PCA inputs are the paper's "(PCA)" rows."""
+    if dataset.endswith("_pca"):
+        return dataset.removesuffix("_pca"), f"{model}_pca"
+    return dataset, model
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -35,6 +42,16 @@ def comparison_markdown(rows: list[dict]) -> str:
     datasets = sorted({r["provenance"]["dataset"] for r in rows})
     for ds in datasets:
         ds_rows = [r for r in rows if r["provenance"]["dataset"] == ds]
+        skipped = [r for r in ds_rows if "skipped" in r]
+        if skipped:
+            paper_ds = paper.ACCURACY.get(ds.removesuffix("_pca"), {})
+            lines += [f"## {ds}", "", f"**Needs the {ds} data**: {skipped[0]['skipped']}", ""]
+            if paper_ds:
+                lines += ["| model | paper accuracy (plain) | paper accuracy (balanced) |", "|---|---|---|"]
+                for m, acc in sorted(paper_ds.items()):
+                    lines.append(f"| {m} | {_fmt(acc.get('plain'), 2)} | {_fmt(acc.get('balanced'), 2)} |")
+                lines.append("")
+            continue
         models = sorted({r["provenance"]["model"] for r in ds_rows})
         lines += [f"## {ds}", "",
                   "| model | accuracy (plain) | macro-F1 (plain) | paper accuracy (plain) "
@@ -47,7 +64,7 @@ def comparison_markdown(rows: list[dict]) -> str:
                           and x["provenance"]["balance"] == bal), None)
                 cells += [_fmt(r["test"]["accuracy"]) if r else "not run",
                           _fmt(r["test"]["macro_f1"]) if r else "not run",
-                          _fmt(paper.accuracy(ds, m, bal), 2)]
+                          _fmt(paper.accuracy(paper_key(ds, m)[0], paper_key(ds, m)[1], bal), 2)]
             lines.append("| " + " | ".join(cells) + " |")
         tables = ", ".join(v for (d, _), v in paper.TABLE_NAMES.items() if d == ds)
         lines += ["", f"Paper columns from its {tables}." if tables else "", ""]
@@ -61,13 +78,15 @@ def comparison_markdown(rows: list[dict]) -> str:
                           f"paper's {paper.PER_CLASS_TABLE[key]}", "",
                           per_class_markdown(r["test"], paper.PER_CLASS[key]), ""]
     lines += ["## Provenance of our numbers", "",
-              "| run | data | split protocol | test set (n) | seed | epochs run (best) | weights "
+              "| run | data | input | split protocol | test set (n) | seed | epochs run (best) | weights "
               "| train images | train time | hardware | git commit |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if "skipped" in r:
+            continue
         p = r["provenance"]
         lines.append(
-            f"| {p['run_name']} | {p['data']} | {p['protocol']} | {p['test_set']} ({r['test']['n']}) "
+            f"| {p['run_name']} | {p['data']} | {p.get('input', '')} | {p['protocol']} | {p['test_set']} ({r['test']['n']}) "
             f"| {p['seed']} | {p['epochs_run']} of {p['epochs']} ({p['best_epoch']}) | {p['weights']} "
             f"| {p['n_train']} | {p['train_seconds'] / 60:.1f} min | {p['hardware']} "
             f"| {p['git_commit'][:12]} |")

@@ -1,5 +1,10 @@
-"""Dataset adapters behind one interface: `fetch(name, params)` finds the data, loads it
-with the dataset's adapter and returns a normalized `DatasetCache`."""
+"""Dataset adapters behind one interface.
+
+A dataset is a block under `fetch:` in params.yaml; its `adapter` key (default: the
+block's name) picks the module that reads it. Every adapter module provides:
+`HOW_TO_GET`, `PAPER_TEST_SPLITS`, `classes(cfg)`, `image_spec(cfg) -> (size, channels)`,
+`expected_counts(cfg)` and `load(path, cfg) -> DatasetCache`.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,13 @@ from emorec.datasets.base import SPLITS, DatasetCache
 from emorec.datasets.sources import find_source, kaggle_download, verify_sha256
 from emorec.errors import EmorecError
 
-__all__ = ["DatasetCache", "SPLITS", "adapter", "available", "fetch"]
+__all__ = ["DatasetCache", "SPLITS", "adapter", "adapter_for", "available", "fetch"]
 
 
 def _adapters() -> dict[str, ModuleType]:
-    from emorec.datasets import fer2013
+    from emorec.datasets import affectnet, fer2013, rafdb
 
-    return {fer2013.NAME: fer2013}
+    return {m.NAME: m for m in (fer2013, rafdb, affectnet)}
 
 
 def available() -> list[str]:
@@ -29,8 +34,16 @@ def adapter(name: str) -> ModuleType:
         return _adapters()[name]
     except KeyError:
         raise EmorecError(
-            f"unknown dataset {name!r} in params.yaml; known datasets: {', '.join(available())}"
+            f"unknown dataset adapter {name!r}; known adapters: {', '.join(available())}"
         ) from None
+
+
+def adapter_for(name: str, fetch_params: dict) -> ModuleType:
+    """The adapter of dataset `name`, given the whole `fetch:` params block."""
+    if name not in fetch_params:
+        raise EmorecError(f"unknown dataset {name!r} in params.yaml: no fetch.{name} block "
+                          f"(configured datasets: {', '.join(sorted(fetch_params))})")
+    return adapter(fetch_params[name].get("adapter", name))
 
 
 @dataclass
@@ -42,7 +55,7 @@ class FetchResult:
 
 def fetch(name: str, cfg: dict, root: Path, download_dir: Path) -> FetchResult:
     """Find dataset `name` per its fetch params, verify it and load it."""
-    mod = adapter(name)
+    mod = adapter(cfg.get("adapter", name))
     slug = cfg.get("kaggle_dataset") or getattr(mod, "KAGGLE_SLUG", None)
     downloader = (lambda: kaggle_download(slug, download_dir / name)) if slug and cfg.get(
         "kaggle_download", True) else None
@@ -56,6 +69,6 @@ def fetch(name: str, cfg: dict, root: Path, download_dir: Path) -> FetchResult:
         root=root,
     )
     verify_sha256(path, cfg.get("sha256"))
-    cache = mod.load(path, max_per_class=cfg.get("max_per_class"))
+    cache = mod.load(path, {**cfg, "name": name})
     cache.meta["found_via"] = found_via
     return FetchResult(cache, path, found_via)

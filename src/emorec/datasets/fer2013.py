@@ -49,8 +49,22 @@ _IMAGE_RE = re.compile(
 _CSV_COLUMNS = ("emotion", "pixels", "Usage")
 
 
-def load(path: Path, max_per_class: int | None = None) -> DatasetCache:
+def classes(cfg: dict) -> tuple[str, ...]:
+    return CLASSES
+
+
+def image_spec(cfg: dict) -> tuple[int, int]:
+    return IMAGE_SIZE, CHANNELS
+
+
+def expected_counts(cfg: dict) -> dict | None:
+    return EXPECTED_COUNTS if cfg.get("check_counts", True) else None
+
+
+def load(path: Path, cfg: dict | None = None) -> DatasetCache:
     """Load FER2013 from any supported form into a normalized cache."""
+    cfg = cfg or {}
+    max_per_class = cfg.get("max_per_class")
     name = path.name.lower()
     if path.is_file() and (name.endswith(".csv") or name.endswith(".csv.gz")):
         opener = gzip.open if name.endswith(".gz") else open
@@ -72,7 +86,7 @@ def load(path: Path, max_per_class: int | None = None) -> DatasetCache:
                     f"{path}: neither FER2013 images (train/<class>/Training_<id>.jpg, "
                     "test/<class>/{PublicTest,PrivateTest}_<id>.jpg) nor a fer2013.csv inside"
                 )
-    cache.meta.update({"dataset": NAME, "source": str(path), "image_size": IMAGE_SIZE,
+    cache.meta.update({"dataset": cfg.get("name", NAME), "source": str(path), "image_size": IMAGE_SIZE,
                        "channels": CHANNELS, "max_per_class": max_per_class})
     return cache
 
