@@ -172,3 +172,15 @@ def test_real_fer2013_has_the_published_counts():
     assert len(cache) == 35887
     for split, expected in fer2013.EXPECTED_COUNTS.items():
         assert cache.counts(split) == expected
+
+
+def test_rgb_file_in_greyscale_dataset_is_converted_or_refused(tmp_path, records):
+    path = write_image_zip(tmp_path / "rgb.zip", records)
+    colour = np.dstack([records[0][4]] * 3)
+    colour[..., 0] = 255
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("train/happy/Training_4242.png", jpeg(colour))
+    cache = fer2013.load(path, {"channel_policy": "convert"})
+    assert cache.images.shape[-1] == 1
+    with pytest.raises(DataFormatError, match=r"Training_4242.png: RGB image where greyscale is expected"):
+        fer2013.load(path, {"channel_policy": "refuse"})

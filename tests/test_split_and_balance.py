@@ -105,3 +105,14 @@ def test_augmentation_changes_images_but_keeps_shape_and_range():
 def test_unknown_augmentation_setting():
     with pytest.raises(EmorecError, match="unknown augmentation setting"):
         augment.AugmentConfig.from_params({"rotation": 10})
+
+
+def test_train_overrides_apply_per_dataset():
+    from emorec.training import TrainConfig
+
+    train = {"epochs": 30, "batch_size": 64, "overrides": {"affectnet_pca": {"epochs": 15}}}
+    model = {"optimizer": "rmsprop", "learning_rate": 0.001, "arch": {"filters": [8]}}
+    assert TrainConfig.from_params(train, model, 1, "affectnet_pca").epochs == 15
+    assert TrainConfig.from_params(train, model, 1, "fer2013").epochs == 30
+    with pytest.raises(EmorecError, match="unknown training setting"):
+        TrainConfig.from_params({**train, "overrides": {"fer2013": {"epoch": 3}}}, model, 1, "fer2013")

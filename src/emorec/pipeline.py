@@ -276,7 +276,7 @@ def train_stage(dataset: str, model: str, balance: str, params: dict | None = No
     _check_grid_names(params, dataset, model, balance)
     seed = int(section(params, "seed"))
     model_params = dict(section(params, "models", model))
-    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed)
+    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset)
     prepared = paths.prepared(dataset)
     run_name = paths.run_name(dataset, model, balance)
     reason = _missing_reason(prepared)
@@ -378,7 +378,7 @@ def evaluate_stage(dataset: str, model: str, balance: str, params: dict | None =
                                   if fetch_cfg.get("max_per_class") else "complete") + ")",
         "input": f"{meta['input_spec']['size']}px x {meta['input_spec']['channels']} channel(s)",
         "protocol": protocol, "test_set": test_set, "seed": section(params, "seed"),
-        "epochs": section(params, "train", "epochs"), "epochs_run": meta["epochs_run"],
+        "epochs": meta.get("epochs", section(params, "train", "epochs")), "epochs_run": meta["epochs_run"],
         "best_epoch": meta["best_epoch"], "weights": meta["weights"], "n_train": meta["n_train"],
         "train_seconds": meta["train_seconds"], "hardware": tracking.hardware(),
         "git_commit": tracking.git_commit(paths.root), "mlflow_run_id": meta["run_id"],

@@ -39,8 +39,12 @@ class TrainConfig:
     verbose: int = 2
 
     @classmethod
-    def from_params(cls, train_params: dict, model_params: dict, seed: int) -> "TrainConfig":
-        merged = {**train_params, **{k: v for k, v in model_params.items() if k != "arch"}}
+    def from_params(cls, train_params: dict, model_params: dict, seed: int,
+                    dataset: str | None = None) -> "TrainConfig":
+        """train.* settings, then the model's own, then train.overrides.<dataset>."""
+        base = {k: v for k, v in train_params.items() if k != "overrides"}
+        overrides = (train_params.get("overrides") or {}).get(dataset) or {}
+        merged = {**base, **{k: v for k, v in model_params.items() if k != "arch"}, **overrides}
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(merged) - known)
         if unknown:
@@ -234,6 +238,7 @@ def train(
                 "train_data_fingerprint": fingerprint,
                 "val_metrics": {k: val_metrics[k] for k in ("accuracy", "macro_f1", "n")},
                 "best_epoch": best_epoch,
+                "epochs": cfg.epochs,
                 "epochs_run": epochs_run,
                 "train_seconds": round(seconds, 1),
                 "n_train": int(len(x_train)),

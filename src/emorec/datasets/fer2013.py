@@ -10,11 +10,11 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from emorec.datasets.base import DatasetCache, stack_images
+from emorec.datasets.imaging import decode
 from emorec.datasets.sources import ArchiveReader
 from emorec.errors import DataFormatError
 from emorec.labels import BASIC_EMOTIONS, canonical
@@ -78,7 +78,7 @@ def load(path: Path, cfg: dict | None = None) -> DatasetCache:
             names = archive.names()
             csvs = [n for n in names if n.lower().endswith("fer2013.csv")]
             if any(_IMAGE_RE.search(n) for n in names):
-                cache = _load_images(archive, names, max_per_class)
+                cache = _load_images(archive, names, max_per_class, cfg.get("channel_policy", "convert"))
             elif csvs:
                 cache = _load_csv(archive.open_text(csvs[0]), f"{path}:{csvs[0]}", max_per_class)
             else:
@@ -91,7 +91,8 @@ def load(path: Path, cfg: dict | None = None) -> DatasetCache:
     return cache
 
 
-def _load_images(archive: ArchiveReader, names: list[str], max_per_class: int | None) -> DatasetCache:
+def _load_images(archive: ArchiveReader, names: list[str], max_per_class: int | None,
+                 channel_policy: str = "convert") -> DatasetCache:
     groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     class_dirs: dict[tuple[str, str], int] = defaultdict(int)
     for member in names:
@@ -128,7 +129,8 @@ def _load_images(archive: ArchiveReader, names: list[str], max_per_class: int | 
             members = members[:max_per_class]
         selected.extend((m, split, label) for m, _ in members)
     for member, split, label in tqdm(selected, desc="decode FER2013", unit="img", mininterval=2):
-        images.append(_decode_gray(archive.read(member), f"{archive.path}:{member}"))
+        images.append(decode(archive.read(member), f"{archive.path}:{member}", CHANNELS,
+                             channel_policy))
         labels.append(CLASSES.index(label))
         splits.append(split)
         ids.append(member)
@@ -141,13 +143,6 @@ def _usage_key(usage: str) -> str:
         if key.lower() == usage.lower():
             return key
     raise KeyError(usage)
-
-
-def _decode_gray(data: bytes, where: str) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
-    if img is None:
-        raise DataFormatError(f"{where}: cannot decode image (corrupt or not an image file)")
-    return img[:, :, None]
 
 
 def _load_csv(fh, where: str, max_per_class: int | None) -> DatasetCache:
