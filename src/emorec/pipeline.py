@@ -414,6 +414,8 @@ def report_stage(params: dict | None = None, root: Path | None = None) -> Path:
                           "evaluate stage first")
     out = paths.root / "reports" / "results.md"
     io.write_text(out, report.comparison_markdown(rows))
+    io.write_text(paths.root / "reports" / "README.md", report.index_markdown(
+        section(params, "datasets"), section(params, "grid"), section(params, "pca", "datasets")))
     summary = {r["provenance"]["run_name"]: (
         {"test_accuracy": round(r["test"]["accuracy"], 4), "test_macro_f1": round(r["test"]["macro_f1"], 4)}
         if "test" in r else {"skipped": r["skipped"]}) for r in rows}

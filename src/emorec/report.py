@@ -92,3 +92,44 @@ def comparison_markdown(rows: list[dict]) -> str:
             f"| {p['git_commit'][:12]} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def index_markdown(datasets: list[str], grid: dict, pca_datasets: list[str]) -> str:
+    """reports/README.md: where every committed table and figure is, per dataset and run."""
+    lines = [
+        "# Reports",
+        "",
+        "Everything here is written by `dvc repro` (see `dvc.yaml`); the numbers behind each "
+        "run (data, split, seed, epochs, weights, hardware, commit) are in the provenance table "
+        "of [results.md](results.md) and in each run's `evaluation.json`.",
+        "",
+        "- [results.md](results.md): our test figures beside the paper's tables",
+        "",
+        "## Data",
+        "",
+        "| dataset | validation | split and balancing | class distribution | balancing | PCA |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ds in datasets:
+        pca_cells = (f"[report](pca/{ds}.json), [samples](figures/{ds}_pca_samples.png)"
+                     if ds in pca_datasets else "")
+        lines.append(f"| {ds} | [summary](validation/{ds}.md), [json](validation/{ds}.json) "
+                     f"| [json](prepare/{ds}.json) | [png](figures/{ds}_class_distribution.png) "
+                     f"| [png](figures/{ds}_balancing.png) | {pca_cells} |")
+    lines += ["", "## Runs", "",
+              "| run | training curves | validation confusion | test per class | test confusion (counts / normalized) | record |",
+              "|---|---|---|---|---|---|"]
+    for ds in grid["datasets"]:
+        for model in grid["models"]:
+            for bal in grid["balance"]:
+                run = f"{ds}-{model}-{bal}"
+                lines.append(
+                    f"| {run} | [png](training/{run}/curves.png), [csv](training/{run}/history.csv) "
+                    f"| [png](training/{run}/val_confusion.png) "
+                    f"| [md](evaluation/{run}/classification.md) "
+                    f"| [counts](evaluation/{run}/confusion_counts.png) / "
+                    f"[normalized](evaluation/{run}/confusion_normalized.png) "
+                    f"| [json](evaluation/{run}/evaluation.json) |")
+    lines += ["", "`dvc plots show` renders the per-epoch validation accuracy and the test confusion "
+              "matrices; `dvc metrics show` lists test and validation accuracy and macro-F1.", ""]
+    return "\n".join(lines)

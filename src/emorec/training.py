@@ -36,6 +36,7 @@ class TrainConfig:
     input_size: int | None = None
     channels: int | None = None
     online_augmentation: dict | None = None
+    lr_schedule: str | None = None
     verbose: int = 2
 
     @classmethod
@@ -55,6 +56,11 @@ class TrainConfig:
             raise EmorecError(f"params.yaml: unknown optimizer {cfg.optimizer!r}; use one of {OPTIMIZERS}")
         if cfg.epochs < 1 or cfg.batch_size < 1:
             raise EmorecError("params.yaml: epochs and batch_size must be at least 1")
+        if cfg.lr_schedule not in (None, "cosine"):
+            raise EmorecError(f"params.yaml: lr_schedule must be null or 'cosine', got {cfg.lr_schedule!r}")
+        if cfg.lr_schedule and cfg.reduce_lr_patience:
+            raise EmorecError("params.yaml: lr_schedule: cosine and reduce_lr_patience both set; "
+                              "choose one (set reduce_lr_patience: null)")
         return cfg
 
 
@@ -88,8 +94,12 @@ def augmented_batches(images: np.ndarray, labels: np.ndarray, spec: InputSpec, b
     return Batches()
 
 
-def make_optimizer(name: str, learning_rate: float):
+def make_optimizer(name: str, learning_rate, schedule: str | None = None, total_steps: int = 1):
+    """The optimizer; with schedule 'cosine' the rate decays to 1 % over `total_steps`."""
     import keras
+
+    if schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
 
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate)
@@ -157,7 +167,8 @@ def train(
     x_train = to_model_input(train_images, spec)
     x_val = to_model_input(val_images, spec)
     model = models.build(model_name, (spec.size, spec.size, spec.channels), len(classes), **arch)
-    model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate),
+    steps = int(np.ceil(len(x_train) / cfg.batch_size)) * cfg.epochs
+    model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate, cfg.lr_schedule, steps),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     curves_dir.mkdir(parents=True, exist_ok=True)

@@ -202,6 +202,14 @@ def _describe(result, frame: pd.DataFrame, expectation) -> str:
         bad = frame[frame["count"] != frame["expected"]]
         items = [f"{r.split_class}: {r['count']} (expected {r.expected})" for _, r in bad.iterrows()]
         return f"{len(items)} split/class counts differ: " + "; ".join(items[:12])
+    column = getattr(expectation, "column", "")
+    if column == "sha1":
+        return f"{n_bad} images share their exact pixels with another image (groups listed below)"
+    if column == "cross_split_duplicate":
+        return f"{n_bad} of {len(frame)} duplicate groups span more than one split (listed below)"
+    if column == "pixel_std":
+        ids = frame.loc[frame["pixel_std"] < expectation.min_value, "source_id"].tolist()
+        return f"{n_bad} near-blank images, e.g. {', '.join(ids[:3])}"
     shown = ", ".join(map(str, sample[:8]))
     return f"{n_bad} of {res.get('element_count', len(frame))} rows unexpected; e.g. {shown}"
 
