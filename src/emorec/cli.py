@@ -47,13 +47,85 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("model")
         p.add_argument("balance", choices=("plain", "balanced"))
     sub.add_parser("report", help="write reports/results.md beside the paper's numbers")
+    p = sub.add_parser("register", help="register the best run of a dataset; promote it if it wins")
+    p.add_argument("dataset")
+    p = sub.add_parser("export", help="export the champion to Keras, SavedModel, TFLite and ONNX")
+    p.add_argument("dataset")
+    reg = sub.add_parser("registry", help="list, promote or roll back registered models",
+                         description="The MLflow registry holds one model per dataset, emorec-<dataset>; "
+                                     "the real-time stage serves its `champion` alias.")
+    reg_sub = reg.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("list", "versions with aliases, metrics and promotion notes"),
+                         ("promote", "make VERSION the champion (by hand, no margin check)"),
+                         ("rollback", "move champion back to the version it replaced")):
+        a = reg_sub.add_parser(action, help=text)
+        if action == "promote":
+            a.add_argument("version")
+        a.add_argument("--dataset", default="fer2013", help="which emorec-<dataset> model (default fer2013)")
+    p = sub.add_parser(
+        "infer", help="detect, track and classify faces in a video, webcam, image or folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Real-time emotion recognition. Every face of a frame is classified in one "
+                    "batch; faces are tracked across frames (IoU matching) and each track's class "
+                    "probabilities are smoothed (EMA) so labels do not flicker. Writes an annotated "
+                    "video (box, emotion, confidence, track id, FPS), per-frame JSONL (frame, time, "
+                    "track id, box, all class probabilities), summary.json and an emotion timeline "
+                    "PNG per track. Defaults come from the infer: block of params.yaml.",
+        epilog="examples:\n"
+               "  emorec infer 0                                   # webcam 0, live window if a display exists\n"
+               "  emorec infer clip.mp4 --out runs/clip            # a video file\n"
+               "  emorec infer photos/ --detector retinaface-mobilenet\n"
+               "  emorec infer clip.mp4 --model models/export/fer2013/model.onnx\n"
+               "detectors: haar (bundled, no download), yunet, retinaface-mobilenet (ONNX),\n"
+               "  retinaface (ResNet-50, the paper's; needs retinaface.h5, see README)")
+    p.add_argument("source", nargs="?", help="camera index (0), video file, image, or folder of images "
+                   "(default: infer.source)")
+    p.add_argument("--model", help="models:/emorec-<dataset>@champion (default), a .keras file, or an "
+                   ".onnx/.tflite export with preprocessing.json beside it")
+    p.add_argument("--detector", choices=("haar", "yunet", "retinaface-mobilenet", "retinaface"))
+    p.add_argument("--out", help="output folder (default: infer.out_dir)")
+    p.add_argument("--detect-every", type=int, help="run the detector every N frames, track in between")
+    p.add_argument("--ema", type=float, help="smoothing of class probabilities per track, 0 = none")
+    p.add_argument("--margin", type=float, help="crop margin around each face box, fraction of its size")
+    p.add_argument("--align", action="store_true", default=None, help="level the eyes using 5-point landmarks")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--show", action="store_true", default=None, help="live window (only when a display exists)")
     sub.add_parser("models", help="list the registered model architectures")
     sub.add_parser("datasets", help="list the dataset adapters")
     return parser
 
 
+def _registry_command(args) -> None:
+    from emorec import registry, tracking
+    from emorec.config import load_params, project_root
+
+    root = project_root()
+    tracking.configure(root, load_params()["mlflow"]["experiment"])
+    name = registry.model_name(args.dataset)
+    if args.action == "list":
+        rows = registry.list_versions(name)
+        if not rows:
+            print(f"{name}: no registered versions")
+        for r in rows:
+            print(f"{name} v{r['version']:<3} {','.join(r['aliases']) or '-':<11} "
+                  f"val {r['metric'] or '?'} {r['val_score'][:6]:<6} test acc {r['test_accuracy'][:6]:<6} "
+                  f"weights {r['weights'] or '?':<8} {r['note']}")
+    elif args.action == "promote":
+        with registry.registry_lock(registry.lock_file_for(root)):
+            registry._client().get_model_version(name, args.version)
+            registry.promote(name, args.version, "promoted by hand (emorec registry promote)")
+        print(f"{name}: v{args.version} is now the champion")
+    else:
+        with registry.registry_lock(registry.lock_file_for(root)):
+            version = registry.rollback(name)
+        print(f"{name}: champion rolled back to v{version}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "infer":
+        # retina-face builds its model with tf.keras; this must precede the first TensorFlow import
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     from emorec import pipeline
 
     try:
@@ -72,6 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(pipeline, f"{args.command}_stage")(args.dataset, args.model, args.balance)
         elif args.command == "report":
             pipeline.report_stage()
+        elif args.command == "infer":
+            pipeline.infer_stage(args.source, args.model, args.detector, args.out, overrides={
+                "detect_every": args.detect_every, "ema": args.ema, "margin": args.margin,
+                "align": args.align, "max_frames": args.max_frames, "show": args.show})
+        elif args.command in ("register", "export"):
+            getattr(pipeline, f"{args.command}_stage")(args.dataset)
+        elif args.command == "registry":
+            _registry_command(args)
     except EmorecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -421,3 +421,221 @@ def report_stage(params: dict | None = None, root: Path | None = None) -> Path:
         if "test" in r else {"skipped": r["skipped"]}) for r in rows}
     print(json.dumps(summary, indent=2))
     return out
+
+
+def _grid_runs(params: dict, paths: Paths, dataset: str) -> list[tuple[str, str, Path]]:
+    grid = section(params, "grid")
+    return [(m, b, paths.model_dir(dataset, m, b)) for m in grid["models"] for b in grid["balance"]]
+
+
+def register_stage(dataset: str, params: dict | None = None, root: Path | None = None) -> Path:
+    """Register the best run of `dataset` (validation metric) and promote it if it wins."""
+    import mlflow
+
+    from emorec import evaluation, registry, tracking
+    from emorec.model_card import write_model_card
+    from emorec.preprocess import InputSpec, to_model_input
+
+    params = params or load_params()
+    paths = Paths(root or project_root())
+    cfg = section(params, "register")
+    metric = cfg.get("metric", "macro_f1")
+    if metric not in ("macro_f1", "accuracy"):
+        raise EmorecError(f"params.yaml: register.metric must be macro_f1 or accuracy, got {metric!r}")
+    dataset_adapter(params, dataset)
+    out = paths.root / "reports" / "registry" / f"{dataset}.json"
+    card = paths.root / "reports" / "model_cards" / f"{registry.model_name(dataset)}.md"
+    runs = []
+    for model, balance, folder in _grid_runs(params, paths, dataset):
+        if _missing_reason(folder) or not (folder / "run.json").exists():
+            continue
+        meta = io.read_json(folder / "run.json")
+        record = paths.evaluation_dir(dataset, model, balance) / "evaluation.json"
+        if not record.exists():
+            raise EmorecError(f"{record}: missing; run the evaluate stage before register")
+        runs.append((meta, io.read_json(record), model, balance))
+    if not runs:
+        reason = _missing_reason(paths.prepared(dataset)) or f"no trained runs for {dataset}"
+        io.write_json(out, {"dataset": dataset, "skipped": reason})
+        io.write_text(card, f"# {registry.model_name(dataset)}\n\nNo model registered: {reason}\n")
+        print(f"{dataset}: nothing to register ({reason})")
+        return out
+    meta, record, model, balance = max(runs, key=lambda r: r[0]["val_metrics"][metric])
+    x_val, y_val, classes = _load_part(paths.prepared(dataset), "val")
+    val_fingerprint = io.fingerprint_arrays(x_val, y_val)
+    test = record["test"]
+    tags = {
+        "dataset": dataset, "model": model, "balance": balance, "run_name": record["provenance"]["run_name"],
+        "validation_metric": metric, "val_score": meta["val_metrics"][metric],
+        "val_accuracy": meta["val_metrics"]["accuracy"], "val_macro_f1": meta["val_metrics"]["macro_f1"],
+        "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"],
+        "val_data_fingerprint": val_fingerprint, "train_data_fingerprint": meta["train_data_fingerprint"],
+        "params_hash": registry.params_hash(params), "git_commit": tracking.git_commit(paths.root),
+        "dvc_stage": tracking.dvc_stage(f"register@{dataset}"), "weights": meta["weights"],
+        "classes": ",".join(classes),
+    }
+
+    def champion_score(version) -> float:
+        champ_classes = (version.tags or {}).get("classes", "")
+        if champ_classes and champ_classes != ",".join(classes):
+            raise EmorecError(f"{version.name} champion v{version.version} predicts {champ_classes}, the "
+                              f"candidate {','.join(classes)}; they cannot be compared. Promote one by "
+                              "hand: emorec registry promote VERSION --dataset " + dataset)
+        uri = f"models:/{version.name}/{version.version}"
+        try:
+            spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{version.run_id}/preprocessing.json"))
+            champ = mlflow.keras.load_model(uri)
+        except Exception as exc:  # missing or damaged artifacts raise many types
+            raise EmorecError(f"cannot load the current champion {uri} to compare with it "
+                              f"({type(exc).__name__}: {str(exc)[:300]}); repair it or promote by hand") from exc
+        pred = champ.predict(to_model_input(x_val, spec), batch_size=256, verbose=0).argmax(1)
+        return evaluation.compute_metrics(y_val, pred, classes)[metric]
+
+    tracking.configure(paths.root, section(params, "mlflow", "experiment"))
+    decision = registry.register_and_maybe_promote(
+        dataset=dataset, run=meta, tags=tags, metric=metric, margin=float(cfg.get("margin", 0.0)),
+        lock_path=registry.lock_file_for(paths.root), score_champion_on_candidate_data=champion_score)
+    write_model_card(card, decision, record, meta, tags)
+    with mlflow.start_run(run_id=meta["run_id"]):
+        mlflow.log_artifact(str(card), artifact_path="model_card")
+    io.write_json(out, {**decision.to_dict(), "candidates": [
+        {"run": r[1]["provenance"]["run_name"], f"val_{metric}": r[0]["val_metrics"][metric]} for r in runs]})
+    print(f"{dataset}: registered {decision.model_name} v{decision.version} from {tags['run_name']} "
+          f"(val {metric} {decision.candidate_score:.4f}); "
+          + ("champion" if decision.promoted else "challenger") + f": {decision.reason}")
+    return out
+
+
+def export_stage(dataset: str, params: dict | None = None, root: Path | None = None) -> Path:
+    """Export the champion of emorec-<dataset> to every format and check each against Keras."""
+    import mlflow
+
+    from emorec import export, registry, tracking
+    from emorec.preprocess import InputSpec, to_model_input
+
+    params = params or load_params()
+    paths = Paths(root or project_root())
+    cfg = section(params, "export")
+    dataset_adapter(params, dataset)
+    name = registry.model_name(dataset)
+    report_json = paths.root / "reports" / "export" / f"{dataset}.json"
+    out = paths.root / "models" / "export" / dataset
+    decision = io.read_json(paths.root / "reports" / "registry" / f"{dataset}.json")
+    if "skipped" in decision:
+        with io.atomic_path(out) as tmp:
+            tmp.mkdir(parents=True)
+            io.write_json(tmp / MISSING_MARKER, {"reason": decision["skipped"]})
+        io.write_json(report_json, {"dataset": dataset, "skipped": decision["skipped"]})
+        io.write_text(report_json.with_suffix(".md"), f"# Export of {name}\n\nNot exported: {decision['skipped']}\n")
+        print(f"{dataset}: nothing to export ({decision['skipped']})")
+        return out
+    tracking.configure(paths.root, section(params, "mlflow", "experiment"))
+    champion = registry.current_alias(name)
+    if champion is None:
+        raise EmorecError(f"{name} has no champion in {tracking.tracking_uri(paths.root)}; run the "
+                          "register stage or `emorec registry promote VERSION`")
+    uri = f"models:/{name}@{registry.CHAMPION}"
+    try:
+        spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/preprocessing.json"))
+        model = mlflow.keras.load_model(uri)
+    except Exception as exc:  # missing or damaged artifacts raise many types
+        raise EmorecError(f"cannot load {uri} ({type(exc).__name__}: {str(exc)[:300]})") from exc
+    x_test, _, _ = _load_part(paths.prepared(dataset), "test")
+    x = to_model_input(x_test[: int(cfg.get("parity_images", 1000))], spec)
+    reference = np.asarray(model.predict(x, batch_size=256, verbose=0))
+    with io.atomic_path(out) as tmp:
+        files = export.export_all(model, tmp)
+        results = export.check(files, reference, x, latency_runs=int(cfg.get("latency_runs", 100)))
+        io.write_json(tmp / "preprocessing.json", spec.to_dict())
+    io.write_json(report_json, {"dataset": dataset, "model_name": name, "version": str(champion.version),
+                                "run_id": champion.run_id, "parity_images": len(x),
+                                "input_spec": spec.to_dict(), "formats": results})
+    io.write_text(report_json.with_suffix(".md"), export.report_markdown(
+        name, str(champion.version), results, len(x), f"{dataset} test split"))
+    failed = [f for f, r in results.items() if not r["passed"]]
+    summary = ", ".join(f"{f} {r['top1_agreement']:.4f}/{r['latency_ms_batch1_median']:.2f}ms"
+                        for f, r in results.items())
+    print(f"{dataset}: exported {name} v{champion.version}: {summary}")
+    if failed:
+        raise EmorecError(f"export parity failed for {', '.join(failed)}; see {report_json}")
+    return out
+
+
+def infer_stage(source: str | None = None, model: str | None = None, detector: str | None = None,
+                out_dir: str | None = None, params: dict | None = None, root: Path | None = None,
+                overrides: dict | None = None) -> dict:
+    """Detect, track and classify faces in a video, camera, image or folder of images."""
+    from emorec import detectors, realtime
+
+    params = params or load_params()
+    paths = Paths(root or project_root())
+    cfg = dict(section(params, "infer"))
+    cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    source = source or cfg["source"]
+    model = model or cfg["model"]
+    name = detector or cfg["detector"]
+    out = Path(out_dir or cfg["out_dir"])
+    out = out if out.is_absolute() else paths.root / out
+    if not str(source).isdigit() and not Path(source).is_absolute():
+        source = str(paths.root / source)
+    det_settings = dict(section(params, "detectors").get(name) or {})
+    det = detectors.create(name, det_settings, paths.root)
+    if model.startswith("models:/"):
+        from emorec import tracking
+
+        tracking.configure(paths.root, section(params, "mlflow", "experiment"))
+    classifier = realtime.Classifier(model, paths.root)
+    known = set(realtime.InferConfig.__dataclass_fields__)
+    run_cfg = realtime.InferConfig(**{k: v for k, v in cfg.items() if k in known})
+    summary = realtime.run(realtime.open_source(str(source)), det, classifier, run_cfg, out)
+    summary.update({"source": str(source), "model": model, "detector": name})
+    io.write_json(out / "summary.json", summary)
+    print(f"{summary['frames']} frames, {summary['faces_classified']} faces, {summary['tracks']} tracks, "
+          f"{summary['fps']} FPS end to end ({name} detector) -> {out}")
+    return summary
+
+
+def detectors_stage(params: dict | None = None, root: Path | None = None) -> Path:
+    """Every configured detector on the WIDER photos: recall, false positives, speed."""
+    from emorec import detector_eval, detectors, tracking
+
+    params = params or load_params()
+    paths = Paths(root or project_root())
+    cfg = section(params, "detector_eval")
+    key_total = f"faces_min_{cfg['min_face']}px"
+    resolve = lambda p: Path(p) if Path(p).is_absolute() else paths.root / p  # noqa: E731
+    gt_path, images = resolve(cfg["ground_truth"]), resolve(cfg["images"])
+    if not gt_path.exists():
+        raise EmorecError(f"{gt_path}: WIDER ground truth not found (detector_eval.ground_truth)")
+    truth = detector_eval.read_wider_ground_truth(gt_path)
+    results = {}
+    for name in cfg["detectors"]:
+        try:
+            det = detectors.create(name, section(params, "detectors").get(name), paths.root)
+        except detectors.WeightsError as exc:
+            results[name] = {"unavailable": str(exc)}
+            print(f"{name}: not evaluated ({exc})")
+            continue
+        results[name] = detector_eval.evaluate(det, images, truth, cfg["min_face"], cfg["iou"])
+        r = results[name]
+        print(f"{name}: recall {r['recall']:.3f} ({r['found']}/{r[key_total]}), "
+              f"{r['false_positives']} false positives, {r['ms_per_image']:.1f} ms/image")
+    out = paths.root / "reports" / "detectors.json"
+    n_faces = sum(len(v) for v in truth.values())
+    io.write_json(out, {"images": len(truth), "faces": n_faces, "min_face": cfg["min_face"],
+                        "iou": cfg["iou"], "hardware": tracking.hardware(),
+                        "detectors": results})
+    lines = ["# Face detectors on WIDER FACE validation photos", "",
+             f"{len(truth)} photos, {n_faces} annotated faces; recall counts faces of at least "
+             f"{cfg['min_face']} px (short side) found at IoU >= {cfg['iou']}; a false positive is a "
+             "detection that matches no annotated face of any size. Speed is per photo on this CPU.", "",
+             "| detector | recall | faces found | false positives | precision | ms / photo |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        if "unavailable" in r:
+            lines.append(f"| {name} | not evaluated: {r['unavailable']} |  |  |  |  |")
+        else:
+            lines.append(f"| {name} | {r['recall']:.3f} | {r['found']} / {r[key_total]} | {r['false_positives']} "
+                         f"| {r['precision']:.3f} | {r['ms_per_image']:.1f} |")
+    io.write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    return out

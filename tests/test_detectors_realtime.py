@@ -1,0 +1,193 @@
+"""Face detectors (all four backends) and the real-time loop, including bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED, needs_shared
+
+from emorec import detector_eval, detectors, realtime
+from emorec.errors import EmorecError
+
+WEIGHTS = SHARED / "weights"
+WIDER = SHARED / "media" / "wider_val"
+VIDEO = SHARED / "media" / "videos" / "webcam_640x480_one_face.mp4"
+PHOTO = "12--Group/12_Group_Large_Group_12_Group_Large_Group_12_575.jpg"  # 9 faces
+
+
+def test_retinaface_priors_and_decoding():
+    priors = detectors.retinaface_priors(640)
+    assert priors.shape == (16800, 4)
+    np.testing.assert_allclose(priors[0], [4 / 640, 4 / 640, 16 / 640, 16 / 640])
+    raw = np.zeros((2, 16), np.float32)
+    raw[:, 5] = 5.0  # face logit
+    boxes, scores, marks = detectors.decode_retinaface(raw, priors[:2])
+    np.testing.assert_allclose(boxes[0], [-4 / 640, -4 / 640, 12 / 640, 12 / 640], atol=1e-6)
+    assert scores[0] == pytest.approx(1 / (1 + np.exp(-5)), rel=1e-5)
+    np.testing.assert_allclose(marks[0], np.tile(priors[0, :2], (5, 1)), atol=1e-7)
+
+
+def test_iou_matching():
+    gt = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float)
+    det = np.array([[1, 1, 10, 10], [50, 50, 60, 60]], float)
+    gt_hit, det_hit = detector_eval.match(gt, det, 0.5)
+    assert gt_hit.tolist() == [True, False] and det_hit.tolist() == [True, False]
+
+
+@pytest.mark.integration
+@needs_shared(WIDER)
+@pytest.mark.parametrize("name,settings,min_found", [
+    ("haar", {}, 3),
+    ("yunet", {"weights": str(WEIGHTS / "face_detection_yunet.onnx")}, 7),
+    ("retinaface-mobilenet", {"weights": str(WEIGHTS / "retinaface_mobilenet0.25.onnx")}, 7),
+])
+def test_detectors_find_real_faces(name, settings, min_found):
+    det = detectors.create(name, settings)
+    frame = cv2.imread(str(WIDER / "images" / PHOTO))
+    faces = det.detect(frame)
+    truth = detector_eval.read_wider_ground_truth(WIDER / "ground_truth_xywh.txt")[PHOTO]
+    gt = np.hstack([truth[:, :2], truth[:, :2] + truth[:, 2:]])
+    gt_hit, det_hit = detector_eval.match(gt, np.array([f.box for f in faces]).reshape(-1, 4))
+    assert gt_hit.sum() >= min_found
+    if name != "haar":
+        assert all(f.landmarks is not None and f.landmarks.shape == (5, 2) for f in faces)
+
+
+def test_retinaface_resnet_offline_path_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
+    with pytest.raises(detectors.WeightsError, match=r"\.deepface/weights/retinaface\.h5 not found.*place"):
+        detectors.create("retinaface", {"allow_download": False})
+
+
+def test_missing_or_damaged_weights(tmp_path):
+    with pytest.raises(detectors.WeightsError, match=r"nope\.onnx not found; place the file there \(download it from"):
+        detectors.create("yunet", {"weights": str(tmp_path / "nope.onnx"), "url": "https://example.invalid/y.onnx"})
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(detectors.WeightsError, match="bad.onnx"):
+        detectors.create("yunet", {"weights": str(bad)})
+    with pytest.raises(detectors.WeightsError, match="bad.onnx"):
+        detectors.create("retinaface-mobilenet", {"weights": str(bad)})
+    with pytest.raises(detectors.WeightsError, match="damaged or a different release"):
+        detectors.create("yunet", {"weights": str(bad), "sha256": "0" * 64})
+    with pytest.raises(EmorecError, match="unknown detector"):
+        detectors.create("mtcnn", {})
+
+
+def test_tracker_keeps_ids_and_smooths():
+    tracker = realtime.Tracker(iou_threshold=0.3, ema=0.5, max_missed=1)
+    a = np.array([[0, 0, 10, 10]], float)
+    t1 = tracker.update(0, a, np.array([[1.0, 0.0]]), [None])
+    t2 = tracker.update(1, a + 1, np.array([[0.0, 1.0]]), [None])
+    assert t1[0].track_id == t2[0].track_id == 1
+    np.testing.assert_allclose(t2[0].probs, [0.5, 0.5])
+    far = tracker.update(2, a + 100, np.array([[0.0, 1.0]]), [None])
+    assert far[0].track_id == 2
+
+
+class FakeDetector:
+    def __init__(self, faces):
+        self.faces = faces
+
+    def detect(self, frame):
+        return self.faces
+
+
+class FakeClassifier:
+    classes = ("happy", "sad")
+
+    def __init__(self):
+        self.batches = []
+
+    def predict_faces(self, crops):
+        self.batches.append(len(crops))
+        return np.tile(np.array([[0.8, 0.2]], np.float32), (len(crops), 1))
+
+
+def frames(n, bad_at=()):
+    for i in range(n):
+        yield i, i / 10, None if i in bad_at else np.full((120, 160, 3), 90, np.uint8)
+
+
+def test_loop_batches_faces_skips_bad_frames_and_tiny_faces(tmp_path):
+    big = [detectors.Face(np.array([10, 10, 60, 60], float), 0.9),
+           detectors.Face(np.array([80, 10, 130, 60], float), 0.9),
+           detectors.Face(np.array([5, 90, 12, 97], float), 0.9)]  # 7 px: below min_face
+    clf = FakeClassifier()
+    source = realtime.Source(frames(6, bad_at={3}), 10.0, (160, 120), 6, "video")
+    summary = realtime.run(source, FakeDetector(big), clf, realtime.InferConfig(min_face=20), tmp_path,
+                           progress=False)
+    assert summary["frames"] == 5 and summary["undecodable_frames"] == 1
+    assert clf.batches == [2] * 5  # one batch per frame, tiny face left out
+    assert summary["tracks"] == 2
+    lines = (tmp_path / "frames.jsonl").read_text().splitlines()
+    assert len(lines) == 10 and '"probabilities": {"happy": 0.8' in lines[0]
+    for name in ("video.mp4", "summary.json", "timeline.png"):
+        assert (tmp_path / name).exists()
+
+
+def test_video_with_no_faces_runs_to_the_end(tmp_path):
+    source = realtime.Source(frames(4), 10.0, (160, 120), 4, "video")
+    summary = realtime.run(source, FakeDetector([]), FakeClassifier(), realtime.InferConfig(), tmp_path,
+                           progress=False)
+    assert summary["frames"] == 4 and summary["tracks"] == 0 and summary["faces_classified"] == 0
+
+
+def test_bad_sources(tmp_path):
+    with pytest.raises(EmorecError, match="not found"):
+        realtime.open_source(str(tmp_path / "missing.mp4"))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(EmorecError, match="cannot read video"):
+        realtime.open_source(str(junk))
+    with pytest.raises(EmorecError, match="camera 7 cannot be opened"):
+        realtime.open_source("7")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmorecError, match="holds no images"):
+        realtime.open_source(str(tmp_path / "empty"))
+
+
+def test_crop_is_square_padded_and_rgb():
+    frame = np.zeros((50, 50, 3), np.uint8)
+    frame[..., 0] = 255  # blue in BGR
+    crop = realtime.crop_face(frame, np.array([30, 30, 60, 60], float), margin=0.2)
+    assert crop.shape[0] == crop.shape[1] == 42
+    assert crop[0, 0, 2] == 255 and crop[0, 0, 0] == 0  # converted to RGB
+
+
+def _tiny_model_file(folder: Path) -> Path:
+    import keras
+
+    from emorec import io, models
+    from emorec.labels import BASIC_EMOTIONS
+    from emorec.preprocess import InputSpec
+
+    keras.utils.set_random_seed(0)
+    folder.mkdir(parents=True)
+    model = models.build("cnn", (48, 48, 1), 7, filters=(8, 16), dense_units=16)
+    model.save(folder / "model.keras")
+    io.write_json(folder / "run.json", {"input_spec": InputSpec(48, 1, BASIC_EMOTIONS).to_dict()})
+    return folder / "model.keras"
+
+
+@pytest.mark.integration
+@needs_shared(VIDEO)
+def test_real_video_end_to_end_with_a_local_model(tmp_path):
+    clf = realtime.Classifier(str(_tiny_model_file(tmp_path / "m")))
+    det = detectors.create("yunet", {"weights": str(WEIGHTS / "face_detection_yunet.onnx")})
+    summary = realtime.run(realtime.open_source(str(VIDEO)), det, clf,
+                           realtime.InferConfig(max_frames=60, detect_every=2), tmp_path / "out", progress=False)
+    assert summary["frames"] == 60 and summary["tracks"] >= 1
+    assert summary["faces_classified"] >= 30  # the face is below 20 px for the first ~20 frames
+    assert set(summary["ms_per_frame"]) == {"decode", "detect", "preprocess", "classify", "draw", "encode"}
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "video.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+
+
+def test_model_file_without_spec_is_refused(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    with pytest.raises(EmorecError, match="no preprocessing.json or run.json"):
+        realtime.Classifier(str(tmp_path / "model.onnx"))
