@@ -3,6 +3,7 @@ run in a scratch copy of the repository so the real results are never overwritte
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,16 @@ def _tracked_files() -> list[str]:
     out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
                          cwd=REPO, capture_output=True, text=True, check=True)
     return [f for f in out.stdout.splitlines() if (REPO / f).is_file()]
+
+
+def _absolute_shared(node):
+    if isinstance(node, dict):
+        return {k: _absolute_shared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_absolute_shared(v) for v in node]
+    if isinstance(node, str) and node.startswith("../shared"):
+        return node.replace("../shared", str(SHARED), 1)
+    return node
 
 
 def _sh(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -39,10 +50,15 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
         path = work / generated
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     params = yaml.safe_load((work / "params.yaml").read_text())
-    for block in params["fetch"].values():  # ../shared is relative to the real checkout
-        block["search"] = [p.replace("../shared", str(SHARED)) for p in block.get("search", [])]
+    params = _absolute_shared(params)  # ../shared is relative to the real checkout
+    for block in params["fetch"].values():
         block.update({"max_per_class": 30, "kaggle_download": False})
     params["train"]["epochs"] = 1
+    params["train"]["overrides"] = {}
+    params["export"].update({"parity_images": 100, "latency_runs": 5,
+                             # a 1-epoch model's near-uniform probabilities make quantized top-1
+                             # flips expected; the float formats keep the real threshold
+                             "min_agreement": {"float": 0.999, "quantized": 0.0}})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "EMOREC_"))}
     env.update({"GIT_AUTHOR_NAME": "smoke", "GIT_AUTHOR_EMAIL": "smoke@example.invalid",
@@ -59,8 +75,13 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
                 "reports/figures/fer2013_balancing.png", "reports/figures/affectnet_pca_samples.png",
                 "metrics/fer2013-cnn-plain.json",
                 "reports/evaluation/affectnet_pca-cnn-balanced/confusion_normalized.png",
-                "reports/results.md", "mlflow.db"):
+                "reports/results.md", "mlflow.db", "reports/model_cards/emorec-fer2013.md",
+                "reports/export/fer2013.md", "models/export/fer2013/model.onnx", "reports/detectors.md",
+                "reports/infer/video.mp4", "reports/infer/frames.jsonl", "reports/infer/timeline.png"):
         assert (work / rel).exists(), rel
+    registry = json.loads((work / "reports" / "registry" / "fer2013.json").read_text())
+    assert registry["promoted"] and registry["reason"] == "no champion yet"
+    assert "skipped" in json.loads((work / "reports" / "registry" / "rafdb.json").read_text())
     again = _sh([dvc, "repro"], work, env)
     assert "Data and pipelines are up to date" in again.stdout
     shown = _sh([dvc, "metrics", "show", "--json"], work, env)

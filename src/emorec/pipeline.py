@@ -545,7 +545,8 @@ def export_stage(dataset: str, params: dict | None = None, root: Path | None = N
     reference = np.asarray(model.predict(x, batch_size=256, verbose=0))
     with io.atomic_path(out) as tmp:
         files = export.export_all(model, tmp)
-        results = export.check(files, reference, x, latency_runs=int(cfg.get("latency_runs", 100)))
+        results = export.check(files, reference, x, latency_runs=int(cfg.get("latency_runs", 100)),
+                               min_agreement=cfg.get("min_agreement"))
         io.write_json(tmp / "preprocessing.json", spec.to_dict())
     io.write_json(report_json, {"dataset": dataset, "model_name": name, "version": str(champion.version),
                                 "run_id": champion.run_id, "parity_images": len(x),
