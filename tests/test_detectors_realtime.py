@@ -125,8 +125,9 @@ def test_loop_batches_faces_skips_bad_frames_and_tiny_faces(tmp_path):
     assert summary["tracks"] == 2
     lines = (tmp_path / "frames.jsonl").read_text().splitlines()
     assert len(lines) == 10 and '"probabilities": {"happy": 0.8' in lines[0]
-    for name in ("video.mp4", "summary.json", "timeline.png"):
-        assert (tmp_path / name).exists()
+    for name in ("video.mp4", "summary.json", "timeline.png", "timelines/track_0001.png",
+                 "timelines/track_0002.png"):
+        assert (tmp_path / name).exists(), name
 
 
 def test_video_with_no_faces_runs_to_the_end(tmp_path):

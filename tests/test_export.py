@@ -22,14 +22,18 @@ def test_export_parity_on_a_small_trained_model(tmp_path):
     y = rng.integers(0, 7, 64)
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     reference = model.predict(x, verbose=0)
-    paths = export.export_all(model, tmp_path / "export")
-    assert set(paths) == set(export.FORMATS)
+    paths = export.export_all(model, tmp_path / "export", "float16")
+    assert set(paths) == set(export.FORMATS) - {"tflite_dynamic_range"}
     results = export.check(paths, reference, x, latency_runs=5, batch=16)
     for fmt, r in results.items():
         assert r["passed"], (fmt, r)
         assert r["size_bytes"] > 0 and r["latency_ms_batch1_median"] > 0
     assert results["onnx"]["max_abs_diff"] < 1e-4
-    assert results["tflite_dynamic_range"]["size_bytes"] < results["tflite_float32"]["size_bytes"]
+    assert results["tflite_float16"]["size_bytes"] < results["tflite_float32"]["size_bytes"]
+    dynamic = export.export_all(model, tmp_path / "dyn", "dynamic_range")
+    assert dynamic["tflite_dynamic_range"].stat().st_size < paths["tflite_float16"].stat().st_size
+    with pytest.raises(EmorecError, match="export.quantization"):
+        export.export_all(model, tmp_path / "x", "int4")
     text = export.report_markdown("emorec-toy", "1", results, 64, "random")
     assert "Fastest here" in text
 

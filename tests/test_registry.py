@@ -147,3 +147,17 @@ def test_damaged_model_file_gives_a_clear_error(tmp_path):
         load_model(folder)
     with pytest.raises(EmorecError, match="no trained model"):
         load_model(tmp_path / "missing")
+
+
+def test_registered_model_with_missing_artifacts_gives_a_clear_error(store):
+    import shutil
+
+    from emorec import realtime
+
+    tmp, exp = store
+    run = logged_model(exp)
+    registry.register_and_maybe_promote(dataset="gone", run=run, tags=tags(0.5), metric="macro_f1", margin=0.0,
+                                        lock_path=tmp / "l", score_champion_on_candidate_data=never_called)
+    shutil.rmtree(tmp / "art")  # the artifact store lost the files
+    with pytest.raises(EmorecError, match="cannot load models:/emorec-gone@champion"):
+        realtime.Classifier("models:/emorec-gone@champion")

@@ -12,8 +12,9 @@ import numpy as np
 
 from emorec.errors import EmorecError
 
-FORMATS = ("keras", "saved_model", "tflite_float32", "tflite_dynamic_range", "onnx")
-QUANTIZED = {"tflite_dynamic_range"}
+QUANTIZATIONS = ("float16", "dynamic_range")
+FORMATS = ("keras", "saved_model", "tflite_float32", "tflite_float16", "tflite_dynamic_range", "onnx")
+QUANTIZED = {"tflite_float16", "tflite_dynamic_range"}
 MIN_AGREEMENT = {"quantized": 0.995, "float": 0.999}
 
 
@@ -23,20 +24,26 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def export_all(model, out_dir: Path) -> dict[str, Path]:
-    """Write every format into out_dir (which must not exist yet)."""
+def export_all(model, out_dir: Path, quantization: str = "float16") -> dict[str, Path]:
+    """Write every format into out_dir (which must not exist yet); the quantized TFLite
+    variant is float16 weights or dynamic-range int8 weights."""
     import tensorflow as tf
 
+    if quantization not in QUANTIZATIONS:
+        raise EmorecError(f"params.yaml: export.quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     out_dir.mkdir(parents=True)
+    quantized = f"tflite_{quantization}"
     paths = {"keras": out_dir / "model.keras", "saved_model": out_dir / "saved_model",
              "tflite_float32": out_dir / "model_float32.tflite",
-             "tflite_dynamic_range": out_dir / "model_dynamic_range.tflite", "onnx": out_dir / "model.onnx"}
+             quantized: out_dir / f"model_{quantization}.tflite", "onnx": out_dir / "model.onnx"}
     model.save(paths["keras"])
     model.export(str(paths["saved_model"]), format="tf_saved_model", verbose=False)
-    for name, quantize in (("tflite_float32", False), ("tflite_dynamic_range", True)):
+    for name in ("tflite_float32", quantized):
         converter = tf.lite.TFLiteConverter.from_saved_model(str(paths["saved_model"]))
-        if quantize:
+        if name != "tflite_float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            if quantization == "float16":
+                converter.target_spec.supported_types = [tf.float16]
         paths[name].write_bytes(converter.convert())
     model.export(str(paths["onnx"]), format="onnx", verbose=False)
     return paths

@@ -544,7 +544,7 @@ def export_stage(dataset: str, params: dict | None = None, root: Path | None = N
     x = to_model_input(x_test[: int(cfg.get("parity_images", 1000))], spec)
     reference = np.asarray(model.predict(x, batch_size=256, verbose=0))
     with io.atomic_path(out) as tmp:
-        files = export.export_all(model, tmp)
+        files = export.export_all(model, tmp, cfg.get("quantization", "float16"))
         results = export.check(files, reference, x, latency_runs=int(cfg.get("latency_runs", 100)),
                                min_agreement=cfg.get("min_agreement"))
         io.write_json(tmp / "preprocessing.json", spec.to_dict())

@@ -409,8 +409,17 @@ def run(source: Source, detector, classifier: Classifier, cfg: InferConfig, out_
         "classes": list(classes),
     }
     timeline_figure(tracks, classes, source.fps, work / "timeline.png", cfg.min_track_frames)
+    per_track = work / "timelines"
+    per_track.mkdir(exist_ok=True)
+    for t in tracks:
+        if t.hits >= cfg.min_track_frames:
+            timeline_figure([t], classes, source.fps, per_track / f"track_{t.track_id:04d}.png", cfg.min_track_frames)
     io.write_json(work / "summary.json", summary)
-    for name in ("frames.jsonl", "summary.json", "timeline.png", "video.mp4"):
+    for name in ("frames.jsonl", "summary.json", "timeline.png", "video.mp4", "timelines"):
+        if (out_dir / name).is_dir():
+            import shutil
+
+            shutil.rmtree(out_dir / name)
         if (work / name).exists():
             os.replace(work / name, out_dir / name)
     if not any(work.iterdir()):
