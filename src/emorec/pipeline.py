@@ -573,6 +573,7 @@ def infer_stage(source: str | None = None, model: str | None = None, detector: s
     cfg = dict(section(params, "infer"))
     cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
     source = source or cfg["source"]
+    configured_source = str(source)
     model = model or cfg["model"]
     name = detector or cfg["detector"]
     out = Path(out_dir or cfg["out_dir"])
@@ -589,7 +590,7 @@ def infer_stage(source: str | None = None, model: str | None = None, detector: s
     known = set(realtime.InferConfig.__dataclass_fields__)
     run_cfg = realtime.InferConfig(**{k: v for k, v in cfg.items() if k in known})
     summary = realtime.run(realtime.open_source(str(source)), det, classifier, run_cfg, out)
-    summary.update({"source": str(source), "model": model, "detector": name})
+    summary.update({"source": configured_source, "model": model, "detector": name})
     io.write_json(out / "summary.json", summary)
     print(f"{summary['frames']} frames, {summary['faces_classified']} faces, {summary['tracks']} tracks, "
           f"{summary['fps']} FPS end to end ({name} detector) -> {out}")
