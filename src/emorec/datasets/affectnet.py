@@ -9,11 +9,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from emorec.datasets.base import DatasetCache, stack_images
-from emorec.datasets.imaging import crop_box, decode, fit_size
+from emorec.datasets.base import DatasetCache, FaceCollector
 from emorec.datasets.sources import ArchiveReader
 from emorec.errors import DataFormatError
 from emorec.labels import VOCABULARY, canonical
@@ -82,10 +80,8 @@ def load(path: Path, cfg: dict | None = None) -> DatasetCache:
 
 
 def _load_folders(archive, names, cfg, keep, size, channels) -> DatasetCache:
-    images, labels, splits, ids = [], [], [], []
+    faces = FaceCollector(keep, cfg, size, channels)
     dropped: Counter = Counter()
-    max_per_class = cfg.get("max_per_class")
-    taken: Counter = Counter()
     for member in tqdm(sorted(names), desc="decode AffectNet", unit="img", mininterval=2):
         match = _FOLDER_RE.search(member)
         if not match:
@@ -99,27 +95,17 @@ def _load_folders(archive, names, cfg, keep, size, channels) -> DatasetCache:
         if cls not in keep:
             dropped[cls] += 1
             continue
-        if max_per_class and taken[(split, cls)] >= max_per_class:
+        if faces.full(split, cls):
             continue
-        img = decode(archive.read(member), f"{archive.path}:{member}", channels,
-                     cfg.get("channel_policy", "convert"))
-        images.append(fit_size(img, size))
-        labels.append(keep.index(cls))
-        splits.append(split)
-        ids.append(member)
-        taken[(split, cls)] += 1
-    return DatasetCache(stack_images(images, str(archive.path)), np.array(labels, np.int64),
-                        np.array(splits), np.array(ids), keep,
-                        {"layout": "class-folders", "dropped_classes": dict(dropped)})
+        faces.add(archive.read(member), member, f"{archive.path}:{member}", split, cls)
+    return faces.cache(str(archive.path), {"layout": "class-folders", "dropped_classes": dict(dropped)})
 
 
 def _load_official(archive, names, csvs, cfg, keep, size, channels) -> DatasetCache:
     marker = "Manually_Annotated_Images/"
     index = {n.split(marker, 1)[1]: n for n in names if marker in n}
-    images, labels, splits, ids = [], [], [], []
+    faces = FaceCollector(keep, cfg, size, channels)
     dropped: Counter = Counter()
-    max_per_class = cfg.get("max_per_class")
-    taken: Counter = Counter()
     for csv_member in sorted(csvs):
         split = CSV_SPLITS[csv_member.rsplit("/", 1)[-1].lower()]
         where = f"{archive.path}:{csv_member}"
@@ -149,19 +135,11 @@ def _load_official(archive, names, csvs, cfg, keep, size, channels) -> DatasetCa
             if cls not in keep:
                 dropped[cls] += 1
                 continue
-            if max_per_class and taken[(split, cls)] >= max_per_class:
+            if faces.full(split, cls):
                 continue
             member = index.get(row[0])
             if member is None:
                 raise DataFormatError(f"{where}, line {line_no}: image {marker}{row[0]} not found")
-            img = decode(archive.read(member), f"{archive.path}:{member}", channels,
-                         cfg.get("channel_policy", "convert"))
-            face = crop_box(img, box, f"{where}, line {line_no} ({row[0]})")
-            images.append(fit_size(face, size))
-            labels.append(keep.index(cls))
-            splits.append(split)
-            ids.append(member)
-            taken[(split, cls)] += 1
-    return DatasetCache(stack_images(images, str(archive.path)), np.array(labels, np.int64),
-                        np.array(splits), np.array(ids), keep,
-                        {"layout": "official", "dropped": dict(dropped)})
+            faces.add(archive.read(member), member, f"{archive.path}:{member}", split, cls,
+                      box=box, box_where=f"{where}, line {line_no} ({row[0]})")
+    return faces.cache(str(archive.path), {"layout": "official", "dropped": dict(dropped)})

@@ -91,3 +91,38 @@ def stack_images(images: list[np.ndarray], source: str) -> np.ndarray:
             "resize them to one size first"
         )
     return np.stack(images).astype(np.uint8)
+
+
+class FaceCollector:
+    """Decodes, optionally crops, resizes and gathers faces for a cache, honouring
+    max_per_class, so every adapter turns files into cache rows the same way."""
+
+    def __init__(self, classes: tuple[str, ...], cfg: dict, size: int, channels: int):
+        self.classes, self.size, self.channels = classes, size, channels
+        self.channel_policy = cfg.get("channel_policy", "convert")
+        self.max_per_class = cfg.get("max_per_class")
+        self.taken: dict[tuple[str, str], int] = {}
+        self.images: list[np.ndarray] = []
+        self.labels: list[int] = []
+        self.splits: list[str] = []
+        self.ids: list[str] = []
+
+    def full(self, split: str, cls: str) -> bool:
+        return bool(self.max_per_class) and self.taken.get((split, cls), 0) >= self.max_per_class
+
+    def add(self, data: bytes, source_id: str, where: str, split: str, cls: str,
+            box: tuple[int, int, int, int] | None = None, box_where: str | None = None) -> None:
+        from emorec.datasets.imaging import crop_box, decode, fit_size
+
+        img = decode(data, where, self.channels, self.channel_policy)
+        if box is not None:
+            img = crop_box(img, box, box_where or where)
+        self.images.append(fit_size(img, self.size))
+        self.labels.append(self.classes.index(cls))
+        self.splits.append(split)
+        self.ids.append(source_id)
+        self.taken[(split, cls)] = self.taken.get((split, cls), 0) + 1
+
+    def cache(self, source: str, meta: dict) -> DatasetCache:
+        return DatasetCache(stack_images(self.images, source), np.array(self.labels, np.int64),
+                            np.array(self.splits), np.array(self.ids), self.classes, meta)

@@ -11,11 +11,9 @@ import csv
 import re
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 from tqdm import tqdm
 
-from emorec.datasets.base import DatasetCache, stack_images
-from emorec.datasets.imaging import decode, fit_size
+from emorec.datasets.base import DatasetCache, FaceCollector
 from emorec.datasets.sources import ArchiveReader
 from emorec.errors import DataFormatError
 from emorec.labels import BASIC_EMOTIONS
@@ -107,11 +105,9 @@ def _load_official(archive, names, label_member, cfg, size, channels) -> Dataset
     base = "" if base == "." else base + "/"
     image_set = cfg.get("image_set", "aligned")
     available = set(names)
-    images, labels, splits, ids = [], [], [], []
-    max_per_class = cfg.get("max_per_class")
-    taken: dict[tuple[str, str], int] = {}
+    faces = FaceCollector(CLASSES, cfg, size, channels)
     for name, split, cls in tqdm(entries, desc="decode RAF-DB", unit="img", mininterval=2):
-        if max_per_class and taken.get((split, cls), 0) >= max_per_class:
+        if faces.full(split, cls):
             continue
         stem = name.rsplit(".", 1)[0]
         member = (f"{base}Image/aligned/{stem}_aligned.jpg" if image_set == "aligned"
@@ -119,15 +115,8 @@ def _load_official(archive, names, label_member, cfg, size, channels) -> Dataset
         if member not in available:
             raise DataFormatError(f"{where}: image for {name} missing: {member} not found in "
                                   f"{archive.path}")
-        img = decode(archive.read(member), f"{archive.path}:{member}", channels,
-                     cfg.get("channel_policy", "convert"))
-        images.append(fit_size(img, size))
-        labels.append(CLASSES.index(cls))
-        splits.append(split)
-        ids.append(member)
-        taken[(split, cls)] = taken.get((split, cls), 0) + 1
-    return DatasetCache(stack_images(images, str(archive.path)), np.array(labels, np.int64),
-                        np.array(splits), np.array(ids), CLASSES, {"layout": f"official-{image_set}"})
+        faces.add(archive.read(member), member, f"{archive.path}:{member}", split, cls)
+    return faces.cache(str(archive.path), {"layout": f"official-{image_set}"})
 
 
 def _kaggle_labels(archive, names) -> dict[tuple[str, str], str]:
@@ -156,9 +145,7 @@ def _kaggle_labels(archive, names) -> dict[tuple[str, str], str]:
 
 def _load_kaggle(archive, names, cfg, size, channels) -> DatasetCache:
     csv_labels = _kaggle_labels(archive, names)
-    images, labels, splits, ids = [], [], [], []
-    max_per_class = cfg.get("max_per_class")
-    taken: dict[tuple[str, str], int] = {}
+    faces = FaceCollector(CLASSES, cfg, size, channels)
     for member in tqdm(sorted(names), desc="decode RAF-DB", unit="img", mininterval=2):
         match = _KAGGLE_RE.search(member)
         if not match:
@@ -172,14 +159,7 @@ def _load_kaggle(archive, names, cfg, size, channels) -> DatasetCache:
         if csv_labels and csv_labels.get((split, file_name), cls) != cls:
             raise DataFormatError(f"{archive.path}: {member} is in folder {folder} but "
                                   f"{split}_labels.csv says {csv_labels[(split, file_name)]}")
-        if max_per_class and taken.get((split, cls), 0) >= max_per_class:
+        if faces.full(split, cls):
             continue
-        img = decode(archive.read(member), f"{archive.path}:{member}", channels,
-                     cfg.get("channel_policy", "convert"))
-        images.append(fit_size(img, size))
-        labels.append(CLASSES.index(cls))
-        splits.append(split)
-        ids.append(member)
-        taken[(split, cls)] = taken.get((split, cls), 0) + 1
-    return DatasetCache(stack_images(images, str(archive.path)), np.array(labels, np.int64),
-                        np.array(splits), np.array(ids), CLASSES, {"layout": "kaggle"})
+        faces.add(archive.read(member), member, f"{archive.path}:{member}", split, cls)
+    return faces.cache(str(archive.path), {"layout": "kaggle"})
