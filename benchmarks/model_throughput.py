@@ -1,10 +1,12 @@
-"""Training and inference throughput of registered models on this machine.
+"""Parameters, FLOPs per image, and training / inference images per second of every
+registered model on this machine, at the input size params.yaml gives it.
 
-Prints one table row per model: parameters, train img/s (fit on random data, after a
-warm-up epoch) and inference img/s (predict, batch 256). Figures are for planning the
-default run's time budget; run it on an otherwise idle machine:
+One row per model. Training img/s is measured the way the trainer runs the model: end
+to end, or for a frozen pretrained backbone the head on cached features (plus the
+one-off feature pass, shown separately). FLOPs are TensorFlow's profiler count of one
+forward pass (multiply-adds x 2). Run on an otherwise idle machine:
 
-    python benchmarks/model_throughput.py [--models cnn] [--images 4096]
+    python benchmarks/model_throughput.py [--models cnn resnet18] [--images 1024]
 """
 
 from __future__ import annotations
@@ -18,47 +20,95 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 
-def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch: dict) -> dict:
+def forward_flops(model, shape) -> float | None:
+    """FLOPs of one forward pass for one image (TensorFlow backend only)."""
+    try:
+        import tensorflow as tf
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2,
+        )
+        from tensorflow.python.profiler.model_analyzer import profile
+        from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
+
+        fn = tf.function(lambda x: model(x, training=False))
+        concrete = fn.get_concrete_function(tf.TensorSpec((1, *shape), tf.float32))
+        graph = convert_variables_to_constants_v2(concrete).graph
+        opts = ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+        return float(profile(graph, options=opts).total_float_ops)
+    except Exception as exc:  # profiler internals differ between TF builds
+        print(f"  (no FLOPs count: {type(exc).__name__}: {exc})")
+        return None
+
+
+def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch: dict,
+            weights_label: str) -> dict:
     import keras
 
-    from emorec import models
+    from emorec import models, training
+    from emorec.weights import ResolvedWeights
 
-    model = models.build(name, (size, size, channels), 7, **arch)
-    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    keras.utils.set_random_seed(0)
+    model = models.build(name, (size, size, channels), 7,
+                         weights=ResolvedWeights(None, weights_label, None), **arch)
     rng = np.random.default_rng(0)
     x = rng.random((n_images, size, size, channels), dtype=np.float32)
     y = rng.integers(0, 7, n_images)
-    model.fit(x[: batch * 4], y[: batch * 4], batch_size=batch, epochs=1, verbose=0)  # warm-up
+    flops = forward_flops(model, (size, size, channels))
+    frozen = training.frozen_parts(model)
+    trained, data = model, x
+    feature_ips = None
+    if frozen is not None:
+        start = time.perf_counter()
+        data = frozen[0].predict(x, batch_size=256, verbose=0)
+        feature_ips = n_images / (time.perf_counter() - start)
+        trained = frozen[1]
+    trained.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    warm = min(len(data), batch * 2)
+    trained.fit(data[:warm], y[:warm], batch_size=batch, epochs=1, verbose=0)
     start = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    trained.fit(data, y, batch_size=batch, epochs=1, verbose=0)
     train_ips = n_images / (time.perf_counter() - start)
-    model.predict(x[:256], batch_size=256, verbose=0)
+    model.predict(x[:64], batch_size=64, verbose=0)
     start = time.perf_counter()
     model.predict(x, batch_size=256, verbose=0)
     infer_ips = n_images / (time.perf_counter() - start)
+    row = {"model": name, "input": f"{size}x{size}x{channels}", "params": model.count_params(),
+           "flops": flops, "train_img_s": train_ips, "infer_img_s": infer_ips,
+           "feature_img_s": feature_ips}
     keras.backend.clear_session()
-    return {"model": name, "input": f"{size}x{size}x{channels}", "params": model.count_params(),
-            "train_img_s": train_ips, "infer_img_s": infer_ips}
+    return row
 
 
 def main() -> None:
+    from emorec import models
     from emorec.config import load_params, project_root
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="*", default=None, help="default: the grid in params.yaml")
-    parser.add_argument("--images", type=int, default=4096)
+    parser.add_argument("--models", nargs="*", default=None, help="default: every registered model")
+    parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--scope", choices=["cpu", "full"], default="cpu",
+                        help="input sizes of the CPU grid (default) or the paper's")
     args = parser.parse_args()
     params = load_params(project_root() / "params.yaml")
-    names = args.models or params["grid"]["models"]
-    print(f"{'model':<12} {'input':<10} {'params':>10} {'train img/s':>12} {'infer img/s':>12}")
+    names = args.models or models.available()
+    print(f"{'model':<17} {'input':<11} {'params':>12} {'GFLOPs':>8} {'train img/s':>12} "
+          f"{'infer img/s':>12} {'features img/s':>15}")
     for name in names:
-        cfg = params["models"].get(name, {})
-        row = measure(name, cfg.get("input_size", 48), cfg.get("channels", 1), args.images,
-                      args.batch, dict(cfg.get("arch", {})))
-        print(f"{row['model']:<12} {row['input']:<10} {row['params']:>10,} "
-              f"{row['train_img_s']:>12.0f} {row['infer_img_s']:>12.0f}")
-    print(f"({os.cpu_count()} CPU cores; epoch time = training images / train img/s)")
+        cfg = dict(params["models"].get(name, {}))
+        if args.scope == "cpu":
+            cfg.update({k: v for k, v in (cfg.get("cpu") or {}).items() if k != "cells"})
+        spec = models.get(name)
+        size = cfg.get("input_size") or 48
+        channels = cfg.get("channels") or spec.channels or 1
+        row = measure(name, size, channels, args.images, args.batch, dict(cfg.get("arch") or {}),
+                      "scratch")
+        gflops = f"{row['flops'] / 1e9:.3f}" if row["flops"] else "n/a"
+        feats = f"{row['feature_img_s']:.0f}" if row["feature_img_s"] else "-"
+        print(f"{row['model']:<17} {row['input']:<11} {row['params']:>12,} {gflops:>8} "
+              f"{row['train_img_s']:>12.0f} {row['infer_img_s']:>12.0f} {feats:>15}", flush=True)
+    print(f"({os.cpu_count()} CPU cores, batch {args.batch}, {args.images} random images; "
+          f"epoch time = training images / train img/s)")
 
 
 if __name__ == "__main__":

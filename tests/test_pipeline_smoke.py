@@ -54,6 +54,13 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     for block in params["fetch"].values():
         block.update({"max_per_class": 30, "kaggle_download": False})
     params["train"]["epochs"] = 1
+    # three architectures cover the paths: plain CNN, frozen-capable backbone + head, and
+    # vit-keras (safe mode off); the unit tests build and train every registered model
+    params["grid"]["models"] = ["cnn", "custom_mobilenet", "vit_b32"]
+    for name in params["models"]:
+        cpu = params["models"][name].get("cpu") or {}
+        cpu["epochs"] = 1
+        cpu.pop("max_train_images", None)
     params["train"]["overrides"] = {}
     params["export"].update({"parity_images": 100, "latency_runs": 5,
                              # a 1-epoch model's near-uniform probabilities make quantized top-1

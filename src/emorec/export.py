@@ -55,9 +55,9 @@ class Runner:
     def __init__(self, fmt: str, path: Path):
         self.fmt = fmt
         if fmt == "keras":
-            import keras
+            from emorec import models
 
-            self.model = keras.models.load_model(path, safe_mode=True)
+            self.model = models.load_file(path)
         elif fmt == "saved_model":
             import tensorflow as tf
 

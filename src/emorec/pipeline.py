@@ -267,6 +267,31 @@ def _load_part(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray, tuple[s
     return data["images"], data["labels"], tuple(str(c) for c in data["classes"])
 
 
+GRID_SCOPES = ("cpu", "full")
+OUTSIDE_GRID_PREFIX = "not in the CPU grid"
+
+
+def grid_scope(params: dict) -> str:
+    scope = (params.get("grid") or {}).get("scope", "full")
+    if scope not in GRID_SCOPES:
+        raise EmorecError(f"params.yaml: grid.scope must be one of {GRID_SCOPES}, got {scope!r}")
+    return scope
+
+
+def outside_cpu_grid(params: dict, dataset: str, model: str, balance: str) -> str | None:
+    """With grid.scope: cpu, a model trains only the cells its `cpu.cells` lists; the others
+    are skipped (and say how to run them) so the default run fits a 2-core budget."""
+    if grid_scope(params) != "cpu":
+        return None
+    cells = ((section(params, "models", model).get("cpu") or {}).get("cells")) or {}
+    for key, value in (("datasets", dataset), ("balance", balance)):
+        allowed = cells.get(key)
+        if allowed is not None and value not in allowed:
+            return (f"{OUTSIDE_GRID_PREFIX} (models.{model}.cpu.cells.{key} = {allowed}); "
+                    "the full grid runs with grid.scope=full, see README")
+    return None
+
+
 def train_stage(dataset: str, model: str, balance: str, params: dict | None = None,
                 root: Path | None = None) -> Path:
     from emorec import tracking, training
@@ -276,10 +301,11 @@ def train_stage(dataset: str, model: str, balance: str, params: dict | None = No
     _check_grid_names(params, dataset, model, balance)
     seed = int(section(params, "seed"))
     model_params = dict(section(params, "models", model))
-    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset)
+    scope = grid_scope(params)
+    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset, scope)
     prepared = paths.prepared(dataset)
     run_name = paths.run_name(dataset, model, balance)
-    reason = _missing_reason(prepared)
+    reason = _missing_reason(prepared) or outside_cpu_grid(params, dataset, model, balance)
     if reason:
         out = paths.model_dir(dataset, model, balance)
         with io.atomic_path(out) as tmp:
@@ -303,7 +329,7 @@ def train_stage(dataset: str, model: str, balance: str, params: dict | None = No
         "validate.duplicates": section(params, "validate", "duplicates"),
         "n_train": len(y_train), "n_val": len(y_val),
     }
-    tags = {"dataset": dataset, "model": model, "balance": balance, "weights": "scratch",
+    tags = {"dataset": dataset, "model": model, "balance": balance, "grid_scope": scope,
             "git_commit": tracking.git_commit(paths.root), "dvc_stage": stage_name,
             "hardware": tracking.hardware()}
     result = training.train(
@@ -380,6 +406,8 @@ def evaluate_stage(dataset: str, model: str, balance: str, params: dict | None =
         "protocol": protocol, "test_set": test_set, "seed": section(params, "seed"),
         "epochs": meta.get("epochs", section(params, "train", "epochs")), "epochs_run": meta["epochs_run"],
         "best_epoch": meta["best_epoch"], "weights": meta["weights"], "n_train": meta["n_train"],
+        "max_train_images": meta.get("max_train_images"), "params_total": meta.get("params_total"),
+        "grid_scope": grid_scope(params),
         "train_seconds": meta["train_seconds"], "hardware": tracking.hardware(),
         "git_commit": tracking.git_commit(paths.root), "mlflow_run_id": meta["run_id"],
         "train_data_fingerprint": meta["train_data_fingerprint"],
@@ -484,7 +512,7 @@ def register_stage(dataset: str, params: dict | None = None, root: Path | None =
         uri = f"models:/{version.name}/{version.version}"
         try:
             spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{version.run_id}/preprocessing.json"))
-            champ = mlflow.keras.load_model(uri)
+            champ = tracking.load_logged_keras(uri)
         except Exception as exc:  # missing or damaged artifacts raise many types
             raise EmorecError(f"cannot load the current champion {uri} to compare with it "
                               f"({type(exc).__name__}: {str(exc)[:300]}); repair it or promote by hand") from exc
@@ -537,7 +565,7 @@ def export_stage(dataset: str, params: dict | None = None, root: Path | None = N
     uri = f"models:/{name}@{registry.CHAMPION}"
     try:
         spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/preprocessing.json"))
-        model = mlflow.keras.load_model(uri)
+        model = tracking.load_logged_keras(uri)
     except Exception as exc:  # missing or damaged artifacts raise many types
         raise EmorecError(f"cannot load {uri} ({type(exc).__name__}: {str(exc)[:300]})") from exc
     x_test, _, _ = _load_part(paths.prepared(dataset), "test")

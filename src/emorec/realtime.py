@@ -41,10 +41,10 @@ class Classifier:
             self.spec = self._spec_beside(path)
             suffix = path.suffix.lower()
             if suffix == ".keras":
-                import keras
+                from emorec import models
 
                 try:
-                    model = keras.models.load_model(path, safe_mode=True)
+                    model = models.load_file(path)
                 except Exception as exc:
                     raise EmorecError(f"{path}: cannot load model ({type(exc).__name__}: {exc})") from exc
                 self._predict = lambda x: np.asarray(model(x, training=False))
@@ -62,10 +62,12 @@ class Classifier:
     def _from_mlflow(self, uri: str) -> None:
         import mlflow
 
+        from emorec import tracking
+
         try:
             info = mlflow.models.get_model_info(uri)
             self.spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{info.run_id}/preprocessing.json"))
-            model = mlflow.keras.load_model(uri)
+            model = tracking.load_logged_keras(uri)
         except Exception as exc:
             raise EmorecError(f"cannot load {uri} from {mlflow.get_tracking_uri()} ({type(exc).__name__}: "
                               f"{str(exc)[:300]}); run `dvc repro` or pass a model file with --model") from exc

@@ -80,3 +80,17 @@ def log_keras_model(model, signature, input_example, name: str = "model"):
         return mlflow.keras.log_model(model, name=name, signature=signature, input_example=input_example)
     finally:
         keras_save._save_example = original
+
+
+def load_logged_keras(uri: str):
+    """A Keras model logged with log_keras_model, loaded through emorec.models.load_file
+    (safe mode on except for the architectures that need it off)."""
+    import mlflow
+
+    from emorec import models
+
+    local = Path(mlflow.artifacts.download_artifacts(uri))
+    files = sorted(local.rglob("*.keras"))
+    if not files:
+        raise FileNotFoundError(f"{uri}: no .keras file among the logged artifacts")
+    return models.load_file(files[0])

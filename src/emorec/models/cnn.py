@@ -4,6 +4,7 @@ dropout 0.25, then two Dense-512 layers with BatchNorm, ReLU and dropout 0.5."""
 from __future__ import annotations
 
 from emorec.models import ModelSpec, register
+from emorec.models.parts import softmax_output
 
 
 def build_cnn(
@@ -35,8 +36,7 @@ def build_cnn(
         x = layers.BatchNormalization(name=f"dense{i + 1}_bn")(x)
         x = layers.ReLU(name=f"dense{i + 1}_relu")(x)
         x = layers.Dropout(dense_dropout, name=f"dense{i + 1}_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, softmax_output(x, num_classes), name=name)
 
 
 register(ModelSpec("cnn", build_cnn, min_input_size=16,

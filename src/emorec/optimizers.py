@@ -1,0 +1,83 @@
+"""Optimizers by name, including Rectified Adam (Liu et al. 2020), which the paper uses for
+its ViTs and Keras 3 does not ship. Written with keras.ops only, so it runs on every
+backend and saves/loads as a registered serializable class."""
+
+from __future__ import annotations
+
+OPTIMIZERS = ("rmsprop", "adam", "sgd", "radam")
+
+
+def _rectified_adam_class():
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="emorec")
+    class RectifiedAdam(keras.optimizers.Optimizer):
+        """Adam whose adaptive step is switched on only once the variance of the adaptive
+        rate is tractable (rho_t > 4); before that it takes plain momentum steps."""
+
+        def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                     name="rectified_adam", **kwargs):
+            super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+            self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+        def build(self, var_list):
+            if self.built:
+                return
+            super().build(var_list)
+            self._m, self._v = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
+
+        def update_step(self, gradient, variable, learning_rate):
+            dtype = variable.dtype
+            lr = ops.cast(learning_rate, dtype)
+            g = ops.cast(gradient, dtype)
+            t = ops.cast(self.iterations + 1, dtype)
+            b1, b2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
+            m = self._m[self._get_variable_index(variable)]
+            v = self._v[self._get_variable_index(variable)]
+            self.assign(m, b1 * m + (1 - b1) * g)
+            self.assign(v, b2 * v + (1 - b2) * ops.square(g))
+            b1_t, b2_t = ops.power(b1, t), ops.power(b2, t)
+            m_hat = m / (1 - b1_t)
+            rho_inf = 2 / (1 - b2) - 1
+            rho_t = rho_inf - 2 * t * b2_t / (1 - b2_t)
+            safe_rho = ops.maximum(rho_t, 5.0)
+            rect = ops.sqrt((safe_rho - 4) * (safe_rho - 2) * rho_inf
+                            / ((rho_inf - 4) * (rho_inf - 2) * safe_rho))
+            adaptive = rect * m_hat / (ops.sqrt(v / (1 - b2_t)) + self.epsilon)
+            self.assign_sub(variable, lr * ops.where(rho_t > 4, adaptive, m_hat))
+
+        def get_config(self):
+            config = super().get_config()
+            config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+            return config
+
+    return RectifiedAdam
+
+
+_CACHE: dict[str, type] = {}
+
+
+def rectified_adam_class() -> type:
+    if "radam" not in _CACHE:
+        _CACHE["radam"] = _rectified_adam_class()
+    return _CACHE["radam"]
+
+
+def rectified_adam(**kwargs):
+    return rectified_adam_class()(**kwargs)
+
+
+def make(name: str, learning_rate, schedule: str | None = None, total_steps: int = 1):
+    """The optimizer; with schedule 'cosine' the rate decays to 1 % over `total_steps`."""
+    import keras
+
+    if schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "radam":
+        return rectified_adam(learning_rate=learning_rate)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9)
