@@ -442,8 +442,12 @@ def report_stage(params: dict | None = None, root: Path | None = None) -> Path:
                           "evaluate stage first")
     out = paths.root / "reports" / "results.md"
     io.write_text(out, report.comparison_markdown(rows))
+    cv = params.get("crossval") or {}
+    studies = {"crossval": f"{cv.get('model')} on {cv.get('dataset')}, k = {cv.get('folds')}",
+               "explain": [paths.run_name(*_parse_run(r)) for r in (params.get("explain") or {}).get("runs", [])]}
     io.write_text(paths.root / "reports" / "README.md", report.index_markdown(
-        section(params, "datasets"), section(params, "grid"), section(params, "pca", "datasets")))
+        section(params, "datasets"), section(params, "grid"), section(params, "pca", "datasets"),
+        rows, studies))
     summary = {r["provenance"]["run_name"]: (
         {"test_accuracy": round(r["test"]["accuracy"], 4), "test_macro_f1": round(r["test"]["macro_f1"], 4)}
         if "test" in r else {"skipped": r["skipped"]}) for r in rows}
@@ -668,4 +672,251 @@ def detectors_stage(params: dict | None = None, root: Path | None = None) -> Pat
             lines.append(f"| {name} | {r['recall']:.3f} | {r['found']} / {r[key_total]} | {r['false_positives']} "
                          f"| {r['precision']:.3f} | {r['ms_per_image']:.1f} |")
     io.write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    return out
+
+
+# --- studies: cross-validation, seeds, explainability, cross-dataset (issue 5) -------------
+
+def _parse_run(spec: str) -> tuple[str, str, str]:
+    parts = spec.split("/")
+    if len(parts) != 3:
+        raise EmorecError(f"params.yaml: {spec!r} must name a grid cell as dataset/model/balance")
+    return parts[0], parts[1], parts[2]
+
+
+def _study_config(params: dict, dataset: str, model: str, seed: int, extra: dict | None = None):
+    from emorec import training
+
+    model_params = dict(section(params, "models", model))
+    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset,
+                                           grid_scope(params))
+    for key, value in (extra or {}).items():
+        setattr(cfg, key, value)
+    return cfg, dict(model_params.get("arch") or {})
+
+
+def _study_parent(experiment_id: str, name: str, params_to_log: dict, tags: dict) -> str:
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as parent:
+        mlflow.log_params({k: str(v)[:500] for k, v in params_to_log.items()})
+        mlflow.set_tags(tags)
+    return parent.info.run_id
+
+
+def crossval_stage(params: dict | None = None, root: Path | None = None) -> Path:
+    """Stratified k-fold cross-validation of one model on one dataset's training split."""
+    import mlflow
+
+    from emorec import crossval, tracking, training
+
+    params = params or load_params()
+    paths = Paths(root or project_root())
+    cv = section(params, "crossval")
+    dataset, model, balance, k = cv["dataset"], cv["model"], cv.get("balance", "plain"), int(cv["folds"])
+    _check_grid_names(params, dataset, model, balance)
+    seed = int(section(params, "seed"))
+    out = paths.root / "reports" / "crossval" / "crossval.json"
+    metrics_path = paths.root / "metrics" / "crossval.json"
+    name = f"crossval-{dataset}-{model}-{balance}-k{k}"
+    reason = _missing_reason(paths.prepared(dataset))
+    if reason:
+        io.write_json(out, {"skipped": reason, "name": name})
+        io.write_text(out.with_suffix(".md"), f"# {name}\n\nNot run: {reason}\n")
+        io.write_json(metrics_path, {"skipped": 1})
+        print(f"{name}: skipped ({reason})")
+        return out
+    x, y, classes = _load_part(paths.prepared(dataset), "train_balanced" if balance == "balanced" else "train")
+    keep = training.subsample(y, cv.get("max_images"), seed)
+    x, y = x[keep], y[keep]
+    folds = crossval.stratified_folds(y, k, seed)
+    cfg, arch = _study_config(params, dataset, model, seed, {"epochs": int(cv["epochs"]),
+                                                              "max_train_images": None})
+    experiment_id = tracking.configure(paths.root, section(params, "mlflow", "experiment"))
+    common_tags = {"dataset": dataset, "model": model, "balance": balance, "study": "crossval",
+                   "git_commit": tracking.git_commit(paths.root), "hardware": tracking.hardware(),
+                   "dvc_stage": tracking.dvc_stage("crossval")}
+    parent = _study_parent(experiment_id, name, {"folds": k, "images": len(y), "epochs": cfg.epochs,
+                                                 "inner_val_fraction": cv["inner_val_fraction"],
+                                                 "seed": seed}, common_tags)
+    results = []
+    for i, held_out in enumerate(folds):
+        rest = np.setdiff1d(np.arange(len(y)), held_out)
+        fit, val = crossval.inner_split(y[rest], float(cv["inner_val_fraction"]), seed + i)
+        fit, val = rest[fit], rest[val]
+        print(f"{name}: fold {i + 1}/{k}: train {len(fit)}, inner validation {len(val)}, held out {len(held_out)}")
+        results.append({"fold": i + 1, **crossval.train_and_score(
+            model_name=model, arch=arch, cfg=cfg, x_fit=x[fit], y_fit=y[fit], x_val=x[val], y_val=y[val],
+            x_score=x[held_out], y_score=y[held_out], classes=classes, run_name=f"{name}-fold{i + 1}",
+            experiment_id=experiment_id, log_params={"fold": i + 1, "folds": k, "n_fit": len(fit)},
+            tags={**common_tags, "mlflow.parentRunId": parent, "fold": str(i + 1)})})
+    summary = crossval.Summary(results).to_dict()
+    with mlflow.start_run(run_id=parent):
+        mlflow.log_metrics({"cv_accuracy_mean": summary["accuracy"]["mean"],
+                            "cv_accuracy_std": summary["accuracy"]["std"],
+                            "cv_macro_f1_mean": summary["macro_f1"]["mean"],
+                            "cv_macro_f1_std": summary["macro_f1"]["std"]})
+    record = {"name": name, "dataset": dataset, "model": model, "balance": balance, "folds": k,
+              "images": int(len(y)), "epochs": cfg.epochs, "seed": seed,
+              "input_size": cfg.input_size, "weights": "see runs (MLflow tag weights)",
+              "mlflow_parent_run_id": parent, "hardware": tracking.hardware(),
+              "git_commit": tracking.git_commit(paths.root), **summary}
+    io.write_json(out, record)
+    from emorec import report
+
+    io.write_text(out.with_suffix(".md"), report.crossval_markdown(record))
+    io.write_json(metrics_path, {"accuracy_mean": round(summary["accuracy"]["mean"], 4),
+                                 "accuracy_std": round(summary["accuracy"]["std"], 4),
+                                 "macro_f1_mean": round(summary["macro_f1"]["mean"], 4),
+                                 "macro_f1_std": round(summary["macro_f1"]["std"], 4)})
+    print(f"{name}: accuracy {summary['accuracy']['mean']:.4f} +- {summary['accuracy']['std']:.4f}, "
+          f"macro-F1 {summary['macro_f1']['mean']:.4f} +- {summary['macro_f1']['std']:.4f}")
+    return out
+
+
+def seeds_stage(params: dict | None = None, root: Path | None = None) -> Path:
+    """Re-train chosen grid cells with more seeds; the grid's own seed run is reused."""
+    from emorec import crossval, tracking
+
+    params = params or load_params()
+    paths = Paths(root or project_root())
+    cfg_seeds = section(params, "seeds")
+    grid_seed = int(section(params, "seed"))
+    values = [int(s) for s in cfg_seeds["values"]]
+    if len(set(values)) != len(values) or len(values) < 2:
+        raise EmorecError("params.yaml: seeds.values must list at least two different seeds")
+    out = paths.root / "reports" / "seeds" / "seeds.json"
+    experiment_id = tracking.configure(paths.root, section(params, "mlflow", "experiment"))
+    records = []
+    for spec in cfg_seeds["runs"]:
+        dataset, model, balance = _parse_run(spec)
+        _check_grid_names(params, dataset, model, balance)
+        run_name = paths.run_name(dataset, model, balance)
+        reason = (_missing_reason(paths.prepared(dataset))
+                  or _missing_reason(paths.model_dir(dataset, model, balance)))
+        if reason:
+            records.append({"run": run_name, "skipped": reason})
+            continue
+        x_tr, y_tr, classes = _load_part(paths.prepared(dataset),
+                                         "train_balanced" if balance == "balanced" else "train")
+        x_val, y_val, _ = _load_part(paths.prepared(dataset), "val")
+        x_te, y_te, _ = _load_part(paths.prepared(dataset), "test")
+        tags = {"dataset": dataset, "model": model, "balance": balance, "study": "seeds",
+                "git_commit": tracking.git_commit(paths.root), "hardware": tracking.hardware(),
+                "dvc_stage": tracking.dvc_stage("seeds")}
+        parent = _study_parent(experiment_id, f"seeds-{run_name}", {"seeds": values}, tags)
+        results = []
+        for s in values:
+            if s == grid_seed:  # the grid already trained this one
+                ev = io.read_json(paths.evaluation_dir(dataset, model, balance) / "evaluation.json")
+                results.append({"seed": s, "accuracy": ev["test"]["accuracy"], "macro_f1": ev["test"]["macro_f1"],
+                                "n": ev["test"]["n"], "run_id": ev["provenance"]["mlflow_run_id"],
+                                "source": "grid run"})
+                continue
+            cfg, arch = _study_config(params, dataset, model, s)
+            print(f"{run_name}: seed {s}")
+            results.append({"seed": s, "source": "seeds stage", **crossval.train_and_score(
+                model_name=model, arch=arch, cfg=cfg, x_fit=x_tr, y_fit=y_tr, x_val=x_val, y_val=y_val,
+                x_score=x_te, y_score=y_te, classes=classes, run_name=f"{run_name}-seed{s}",
+                experiment_id=experiment_id, log_params={"seed": s},
+                tags={**tags, "mlflow.parentRunId": parent, "seed": str(s)})})
+        cfg, _ = _study_config(params, dataset, model, grid_seed)
+        records.append({"run": run_name, "dataset": dataset, "model": model, "balance": balance,
+                        "epochs": cfg.epochs, "max_train_images": cfg.max_train_images,
+                        "mlflow_parent_run_id": parent, **crossval.Summary(results).to_dict()})
+    from emorec import report
+
+    io.write_json(out, {"seeds": values, "hardware": tracking.hardware(), "runs": records})
+    io.write_text(out.with_suffix(".md"), report.seeds_markdown(values, records))
+    print(report.seeds_markdown(values, records))
+    return out
+
+
+def cross_dataset_stage(params: dict | None = None, root: Path | None = None) -> Path:
+    """Each listed grid model scored on another dataset's test split, shared classes only."""
+    from emorec import evaluation, transfer
+    from emorec.preprocess import InputSpec, to_model_input
+    from emorec.training import load_model
+
+    params = params or load_params()
+    paths = Paths(root or project_root())
+    rows = []
+    for pair in section(params, "cross_dataset"):
+        dataset, model, balance = _parse_run(pair["model"])
+        test_ds = pair["test"]
+        run_name = paths.run_name(dataset, model, balance)
+        reason = (_missing_reason(paths.model_dir(dataset, model, balance))
+                  or _missing_reason(paths.prepared(test_ds)))
+        if reason:
+            rows.append({"model": run_name, "test": test_ds, "skipped": reason})
+            continue
+        keras_model, meta = load_model(paths.model_dir(dataset, model, balance))
+        spec = InputSpec.from_dict(meta["input_spec"])
+        x, y, data_classes = _load_part(paths.prepared(test_ds), "test")
+        probs = keras_model.predict(to_model_input(x, spec), batch_size=256, verbose=0)
+        y_true, y_pred, shared = transfer.restrict(probs, y, list(spec.classes), list(data_classes))
+        m = evaluation.compute_metrics(y_true, y_pred, shared)
+        own = io.read_json(paths.evaluation_dir(dataset, model, balance) / "evaluation.json")
+        rows.append({"model": run_name, "trained_on": dataset, "test": test_ds, "classes": list(shared),
+                     "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"],
+                     "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()},
+                     "own_test_accuracy": own["test"]["accuracy"], "own_test_macro_f1": own["test"]["macro_f1"],
+                     "weights": meta["weights"], "seed": section(params, "seed")})
+        print(f"{run_name} on {test_ds} ({len(shared)} shared classes): accuracy {m['accuracy']:.4f}, "
+              f"macro-F1 {m['macro_f1']:.4f} (own test {own['test']['accuracy']:.4f})")
+    from emorec import report
+
+    out = paths.root / "reports" / "cross_dataset.json"
+    io.write_json(out, {"rows": rows})
+    io.write_text(out.with_suffix(".md"), report.cross_dataset_markdown(rows))
+    return out
+
+
+def explain_stage(params: dict | None = None, root: Path | None = None) -> Path:
+    """Grad-CAM overlays and feature-map grids for chosen grid models (paper Figs. 7-8)."""
+    from emorec import explain
+    from emorec.preprocess import InputSpec, to_model_input
+    from emorec.training import load_model
+
+    params = params or load_params()
+    paths = Paths(root or project_root())
+    cfg = section(params, "explain")
+    seed = int(section(params, "seed"))
+    summary = {}
+    for spec_name in cfg["runs"]:
+        dataset, model, balance = _parse_run(spec_name)
+        run_name = paths.run_name(dataset, model, balance)
+        out_dir = paths.root / "reports" / "explain" / run_name
+        reason = _missing_reason(paths.model_dir(dataset, model, balance))
+        if reason:
+            _write_placeholders(reason, [out_dir / "gradcam.png", out_dir / "feature_maps.png"])
+            summary[run_name] = {"skipped": reason}
+            continue
+        keras_model, meta = load_model(paths.model_dir(dataset, model, balance))
+        spec = InputSpec.from_dict(meta["input_spec"])
+        x, y, classes = _load_part(paths.prepared(dataset), "test")
+        inputs = to_model_input(x, spec)
+        pred = keras_model.predict(inputs, batch_size=256, verbose=0).argmax(1)
+        picks = explain.pick_examples(y, pred, int(cfg["per_class"]), seed)
+        idx = np.array([i for i, _ in picks])
+        cams, _ = explain.gradcam(keras_model, inputs[idx])
+        titles = [f"{classes[y[i]]}->{classes[pred[i]]}" + ("" if ok else " (wrong)") for i, ok in picks]
+        explain.gradcam_figure(inputs[idx], cams, titles, out_dir / "gradcam.png",
+                               f"{run_name}: Grad-CAM on test faces, true->predicted "
+                               f"({cfg['per_class']} correct + {cfg['per_class']} wrong per class)")
+        layers = (cfg.get("feature_layers") or {}).get(model) or []
+        if layers:
+            first = int(idx[0])
+            maps = {name: explain.feature_maps(keras_model, inputs[first], name, int(cfg.get("channels", 12)))
+                    for name in layers}
+            explain.feature_map_figure(inputs[first], maps, out_dir / "feature_maps.png",
+                                       f"{run_name}: feature maps for one {classes[y[first]]} test face")
+        else:
+            _write_placeholders(f"no explain.feature_layers.{model} in params.yaml",
+                                [out_dir / "feature_maps.png"])
+        summary[run_name] = {"examples": len(idx), "correct": int(sum(ok for _, ok in picks)),
+                             "feature_layers": layers}
+        print(f"{run_name}: Grad-CAM for {len(idx)} test faces -> {out_dir.relative_to(paths.root)}")
+    out = paths.root / "reports" / "explain" / "explain.json"
+    io.write_json(out, summary)
     return out

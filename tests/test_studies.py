@@ -1,0 +1,161 @@
+"""Cross-validation folds, seeds summaries, cross-dataset class mapping, Grad-CAM and the
+report tables that show them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emorec import crossval, report, transfer
+from emorec.errors import EmorecError
+
+
+def test_stratified_folds_partition_and_keep_the_class_mix():
+    y = np.repeat(np.arange(3), [50, 30, 20])
+    folds = crossval.stratified_folds(y, 5, seed=1)
+    together = np.sort(np.concatenate(folds))
+    np.testing.assert_array_equal(together, np.arange(len(y)))   # disjoint and complete
+    for f in folds:
+        np.testing.assert_array_equal(np.bincount(y[f], minlength=3), [10, 6, 4])
+    assert [list(f) for f in folds] == [list(f) for f in crossval.stratified_folds(y, 5, seed=1)]
+
+
+def test_folds_refuse_too_few_images_per_class():
+    with pytest.raises(EmorecError, match="fewer than 5"):
+        crossval.stratified_folds(np.array([0, 0, 0, 1, 1, 1, 1, 1]), 5, 0)
+    with pytest.raises(EmorecError, match="at least 2"):
+        crossval.stratified_folds(np.zeros(10, int), 1, 0)
+
+
+def test_inner_split_is_stratified_and_disjoint():
+    y = np.repeat(np.arange(2), [40, 20])
+    fit, val = crossval.inner_split(y, 0.1, 0)
+    assert not set(fit) & set(val) and len(fit) + len(val) == 60
+    assert list(np.bincount(y[val])) == [4, 2]
+
+
+def test_summary_mean_and_sample_std():
+    s = crossval.Summary([{"accuracy": 0.5, "macro_f1": 0.4}, {"accuracy": 0.7, "macro_f1": 0.4}]).to_dict()
+    assert s["accuracy"]["mean"] == pytest.approx(0.6)
+    assert s["accuracy"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert s["macro_f1"]["std"] == 0
+
+
+def test_cross_dataset_keeps_shared_classes_only():
+    model_classes = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    data_classes = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"]
+    labels = np.array([0, 3, 7, 7, 6])           # two contempt images have no counterpart
+    probs = np.eye(7)[[0, 4, 1, 2, 6]]
+    y_true, y_pred, shared = transfer.restrict(probs, labels, model_classes, data_classes)
+    assert shared == tuple(model_classes)
+    np.testing.assert_array_equal(y_true, [0, 3, 6])
+    np.testing.assert_array_equal(y_pred, [0, 4, 6])
+
+
+def test_eight_class_model_on_seven_class_data_ignores_the_extra_column():
+    model_classes = ["angry", "happy", "contempt"]
+    probs = np.array([[0.2, 0.1, 0.7], [0.1, 0.5, 0.4]])
+    y_true, y_pred, shared = transfer.restrict(probs, np.array([0, 1]), model_classes, ["angry", "happy"])
+    assert shared == ("angry", "happy")
+    np.testing.assert_array_equal(y_pred, [0, 1])   # contempt's 0.7 is not a shared choice
+
+
+def test_no_shared_classes_is_an_error():
+    with pytest.raises(EmorecError, match="share fewer than two"):
+        transfer.shared_classes(["happy"], ["sad", "happy"])
+
+
+def _face_data(n=40, size=32):
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 2
+    x = rng.random((n, size, size, 1)).astype("float32") * 0.2
+    x[y == 1, 8:16, 8:16] += 0.8      # class 1: a bright square in the upper left
+    return x, y
+
+
+def test_gradcam_points_at_the_evidence_in_a_flat_cnn():
+    import keras
+
+    from emorec import explain, models
+
+    keras.utils.set_random_seed(0)
+    x, y = _face_data()
+    model = models.build("cnn", (32, 32, 1), 2, filters=(8, 16), dense_units=16, conv_dropout=0.0,
+                         dense_dropout=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=15, verbose=0)
+    cams, probs = explain.gradcam(model, x[y == 1][:4], np.ones(4, int))
+    assert cams.shape == (4, 32, 32) and cams.min() >= 0 and cams.max() <= 1
+    inside = cams[:, 8:16, 8:16].mean()
+    outside = cams[:, 20:, 20:].mean()
+    assert inside > outside
+
+
+def test_gradcam_and_feature_maps_on_a_two_part_model(tmp_path):
+    from emorec import explain, models
+
+    model = models.build("custom_mobilenet", (32, 32, 3), 3, alpha=0.25, patch_filters=8, dense_units=8)
+    x = np.random.default_rng(0).random((3, 32, 32, 3)).astype("float32")
+    cams, probs = explain.gradcam(model, x)
+    assert cams.shape == (3, 32, 32) and probs.shape == (3, 3)
+    maps = explain.feature_maps(model, x[0], "features/mobilenet_base/conv_pw_1_relu", n=4)
+    assert maps.shape[0] == 4 and maps.ndim == 3
+    head_maps = explain.feature_maps(model, x[0], "head/attention_reweight", n=4)
+    assert head_maps.shape[0] == 4
+    with pytest.raises(EmorecError, match="no layer 'features/nope'"):
+        explain.feature_maps(model, x[0], "features/nope")
+    explain.gradcam_figure(x, cams, ["a", "b", "c"], tmp_path / "g.png", "t")
+    explain.feature_map_figure(x[0], {"head/attention_reweight": head_maps}, tmp_path / "f.png", "t")
+    assert (tmp_path / "g.png").stat().st_size > 1000 and (tmp_path / "f.png").exists()
+
+
+def test_pick_examples_takes_correct_and_wrong_per_class():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    pred = np.array([0, 1, 0, 1, 1, 0])
+    picks = explain_picks = __import__("emorec.explain", fromlist=["x"]).pick_examples(y, pred, 1, 0)
+    assert len(explain_picks) == 4
+    assert {(int(y[i]), ok) for i, ok in picks} == {(0, True), (0, False), (1, True), (1, False)}
+
+
+def _row(model, balance, acc=None, skipped=None, ds="fer2013"):
+    prov = {"run_name": f"{ds}-{model}-{balance}", "dataset": ds, "model": model, "balance": balance,
+            "data": "fer2013 (complete)", "input": "48px", "protocol": "paper", "test_set": "x",
+            "seed": 42, "epochs": 30, "epochs_run": 30, "best_epoch": 29, "weights": "scratch",
+            "n_train": 100, "train_seconds": 60, "hardware": "cpu", "git_commit": "abc",
+            "max_train_images": 8000 if model == "vgg16" else None}
+    if skipped:
+        return {"skipped": skipped, "provenance": prov}
+    return {"provenance": prov, "test": {"accuracy": acc, "macro_f1": acc - 0.1, "n": 10, "per_class": {}}}
+
+
+def test_comparison_table_has_paper_columns_and_honest_gaps():
+    from emorec.pipeline import OUTSIDE_GRID_PREFIX
+
+    rows = [_row("cnn", "plain", 0.6), _row("cnn", "balanced", 0.59),
+            _row("vgg16", "plain", 0.41), _row("vgg16", "balanced", skipped=f"{OUTSIDE_GRID_PREFIX} (x)")]
+    md = report.comparison_markdown(rows)
+    cnn = next(line for line in md.splitlines() if line.startswith("| cnn |"))
+    assert "0.600" in cnn and "0.63" in cnn and "0.62" in cnn      # ours beside the paper's IX / X
+    vgg = next(line for line in md.splitlines() if line.startswith("| vgg16 |"))
+    assert "not in CPU grid" in vgg and "8000 train images" in vgg and "scratch" in vgg
+    assert "| densenet121 (paper only) |" in md
+
+
+def test_missing_dataset_says_needs_data():
+    rows = [_row("cnn", "plain", skipped="needs the rafdb data", ds="rafdb")]
+    md = report.comparison_markdown(rows)
+    assert "**Needs the rafdb data**" in md and "| custom_mobilenet | 0.81 | 0.81 |" in md
+
+
+def test_study_tables():
+    rec = {"name": "cv", "folds": 2, "model": "cnn", "balance": "plain", "images": 10, "dataset": "fer2013",
+           "seed": 1, "epochs": 2, "hardware": "cpu", "mlflow_parent_run_id": "p" * 32,
+           "runs": [{"fold": 1, "accuracy": 0.5, "macro_f1": 0.4, "n": 5, "best_epoch": 2, "epochs_run": 2,
+                     "run_id": "r" * 32}] * 2,
+           "accuracy": {"mean": 0.5, "std": 0.0}, "macro_f1": {"mean": 0.4, "std": 0.0}}
+    md = report.crossval_markdown(rec)
+    assert "0.5000 +- 0.0000" in md and "Not the same protocol" in md
+    seeds = report.seeds_markdown([1, 2], [{"run": "x", "epochs": 3, "runs": [
+        {"seed": 1, "accuracy": 0.5}, {"seed": 2, "accuracy": 0.7}],
+        "accuracy": {"mean": 0.6, "std": 0.14}, "macro_f1": {"mean": 0.5, "std": 0.1}}])
+    assert "0.6000 +- 0.1400" in seeds
