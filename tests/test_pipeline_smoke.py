@@ -61,6 +61,12 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
         cpu = params["models"][name].get("cpu") or {}
         cpu["epochs"] = 1
         cpu.pop("max_train_images", None)
+        if params["models"][name].get("weights"):
+            params["models"][name]["allow_download"] = False   # offline: the scratch fallback
+    params["crossval"].update({"folds": 2, "epochs": 1, "max_images": 60})
+    params["seeds"]["values"] = [params["seed"], 7]
+    params["seeds"]["runs"] = ["fer2013/cnn/plain"]
+    params["explain"]["per_class"] = 1
     params["train"]["overrides"] = {}
     params["export"].update({"parity_images": 100, "latency_runs": 5,
                              # a 1-epoch model's near-uniform probabilities make quantized top-1
@@ -84,7 +90,11 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
                 "reports/evaluation/affectnet_pca-cnn-balanced/confusion_normalized.png",
                 "reports/results.md", "mlflow.db", "reports/model_cards/emorec-fer2013.md",
                 "reports/export/fer2013.md", "models/export/fer2013/model.onnx", "reports/detectors.md",
-                "reports/infer/video.mp4", "reports/infer/frames.jsonl", "reports/infer/timeline.png"):
+                "reports/infer/video.mp4", "reports/infer/frames.jsonl", "reports/infer/timeline.png",
+                "reports/crossval/crossval.md", "metrics/crossval.json", "reports/seeds/seeds.md",
+                "reports/cross_dataset.md", "reports/explain/fer2013-cnn-plain/gradcam.png",
+                "reports/explain/fer2013-custom_mobilenet-plain/feature_maps.png",
+                "models/fer2013/vit_b32-plain/model.keras"):
         assert (work / rel).exists(), rel
     registry = json.loads((work / "reports" / "registry" / "fer2013.json").read_text())
     assert registry["promoted"] and registry["reason"] == "no champion yet"
@@ -98,4 +108,7 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     with sqlite3.connect(work / "mlflow.db") as db:
         runs = db.execute("select count(*) from runs").fetchone()[0]
         models = db.execute("select count(*) from logged_models").fetchone()[0]
-    assert runs == len(trained) and models == len(trained)
+    # grid runs, plus the studies: crossval parent + 2 folds, seeds parent + 1 extra seed
+    assert runs == len(trained) + 3 + 2 and models == len(trained) + 2 + 1
+    weights = json.loads((work / "models" / "fer2013" / "custom_mobilenet-plain" / "run.json").read_text())
+    assert weights["weights"] == "scratch" and "mobilenet_1_0_224_tf_no_top.h5" in weights["weights_note"]

@@ -88,6 +88,18 @@ def test_promote_when_better_not_when_worse_and_rollback(store):
         registry.promote(name, "99", "by hand")
 
 
+def test_auto_promote_off_leaves_the_choice_to_a_person(store):
+    tmp, exp = store
+    name = registry.model_name("manual")
+    d = registry.register_and_maybe_promote(dataset="manual", run=logged_model(exp), tags=tags(0.7),
+                                            metric="macro_f1", margin=0.0, lock_path=tmp / "l.lock",
+                                            score_champion_on_candidate_data=never_called,
+                                            auto_promote=False)
+    assert not d.promoted and "auto_promote: false" in d.reason and "no champion yet" in d.reason
+    assert registry.alias_version(name) is None
+    assert registry.alias_version(name, registry.CHALLENGER) == d.version
+
+
 def test_rollback_without_champion(store):
     with pytest.raises(EmorecError, match="no champion"):
         registry.rollback(registry.model_name("empty"))

@@ -526,7 +526,8 @@ def register_stage(dataset: str, params: dict | None = None, root: Path | None =
     tracking.configure(paths.root, section(params, "mlflow", "experiment"))
     decision = registry.register_and_maybe_promote(
         dataset=dataset, run=meta, tags=tags, metric=metric, margin=float(cfg.get("margin", 0.0)),
-        lock_path=registry.lock_file_for(paths.root), score_champion_on_candidate_data=champion_score)
+        lock_path=registry.lock_file_for(paths.root), score_champion_on_candidate_data=champion_score,
+        auto_promote=bool(cfg.get("auto_promote", True)))
     write_model_card(card, decision, record, meta, tags)
     with mlflow.start_run(run_id=meta["run_id"]):
         mlflow.log_artifact(str(card), artifact_path="model_card")
@@ -562,11 +563,12 @@ def export_stage(dataset: str, params: dict | None = None, root: Path | None = N
         print(f"{dataset}: nothing to export ({decision['skipped']})")
         return out
     tracking.configure(paths.root, section(params, "mlflow", "experiment"))
-    champion = registry.current_alias(name)
+    alias = cfg.get("alias", registry.CHAMPION)
+    champion = registry.current_alias(name, alias)
     if champion is None:
-        raise EmorecError(f"{name} has no champion in {tracking.tracking_uri(paths.root)}; run the "
+        raise EmorecError(f"{name} has no {alias} in {tracking.tracking_uri(paths.root)}; run the "
                           "register stage or `emorec registry promote VERSION`")
-    uri = f"models:/{name}@{registry.CHAMPION}"
+    uri = f"models:/{name}@{alias}"
     try:
         spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/preprocessing.json"))
         model = tracking.load_logged_keras(uri)

@@ -172,7 +172,8 @@ def list_versions(name: str) -> list[dict]:
 
 
 def register_and_maybe_promote(*, dataset: str, run: dict, tags: dict, metric: str, margin: float,
-                               lock_path: Path, score_champion_on_candidate_data) -> Decision:
+                               lock_path: Path, score_champion_on_candidate_data,
+                               auto_promote: bool = True) -> Decision:
     """Register `run` as a new version and promote it per the rules above.
 
     `score_champion_on_candidate_data(version)` returns the champion's score on the
@@ -193,6 +194,8 @@ def register_and_maybe_promote(*, dataset: str, run: dict, tags: dict, metric: s
             else:
                 champion_score = float(score_champion_on_candidate_data(champion))
         promoted, reason = decide(float(tags["val_score"]), champion_score, margin)
+        if not auto_promote:
+            promoted, reason = False, f"left to a person (register.auto_promote: false); rules said: {reason}"
         if promoted:
             promote(name, version, reason)
         else:

@@ -1,0 +1,83 @@
+"""The GitHub Actions workflows are valid (actionlint), and the retrain workflow's own logic
+(dispatch inputs -> dvc exp run overrides, job summary) works locally."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from conftest import REPO
+
+from emorec import retrain
+from emorec.config import load_params
+from emorec.errors import EmorecError
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+
+
+def _actionlint() -> str:
+    exe = shutil.which("actionlint")
+    assert exe, "actionlint must be installed (pip install -e '.[dev]')"
+    return exe
+
+
+def test_workflows_pass_actionlint():
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "retrain.yml"}
+    result = subprocess.run([_actionlint(), "-no-color", *map(str, WORKFLOWS)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - run: echo ${{ github.event.inputs.nope.bad( }}\n")
+    result = subprocess.run([_actionlint(), "-no-color", str(bad)], capture_output=True, text=True)
+    assert result.returncode != 0
+
+
+def test_retrain_triggers_inputs_and_secrets():
+    wf = yaml.safe_load((REPO / ".github" / "workflows" / "retrain.yml").read_text())
+    triggers = wf[True] if True in wf else wf["on"]   # YAML 1.1 reads `on` as True
+    assert "schedule" in triggers and "workflow_dispatch" in triggers
+    assert set(triggers["workflow_dispatch"]["inputs"]) >= {"datasets", "models", "epochs", "promote"}
+    text = (REPO / ".github" / "workflows" / "retrain.yml").read_text()
+    assert "secrets.MLFLOW_TRACKING_URI" in text and "dvc push" in text and "GITHUB_STEP_SUMMARY" in text
+    assert "http://" not in text and "https://" not in text.split("# Variables")[1]  # no URIs committed
+
+
+def test_overrides_from_dispatch_inputs():
+    params = load_params()
+    args = retrain.overrides(params, "fer2013, affectnet_pca", "cnn,custom_mobilenet", "40", "full", True)
+    joined = " ".join(args)
+    assert "-S grid.datasets=[fer2013,affectnet_pca]" in joined
+    assert "-S grid.models=[cnn,custom_mobilenet]" in joined
+    assert "-S train.epochs=40" in joined and "-S grid.scope=full" in joined
+    assert "auto_promote" not in joined
+
+
+def test_no_promotion_registers_a_challenger_and_exports_it():
+    args = " ".join(retrain.overrides(load_params()))
+    assert "register.auto_promote=false" in args and "export.alias=challenger" in args
+    assert "infer.model=models:/emorec-fer2013@challenger" in args
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"datasets": "imagenet"}, "unknown dataset"),
+    ({"models_": "resnet1000"}, "unknown model"),
+    ({"epochs": "ten"}, "positive integer"),
+    ({"scope": "gpu"}, "cpu or full"),
+])
+def test_bad_inputs_fail_before_training(kwargs, message):
+    with pytest.raises(EmorecError, match=message):
+        retrain.overrides(load_params(), **kwargs)
+
+
+def test_summary_has_the_comparison_and_registry(tmp_path):
+    (tmp_path / "reports" / "registry").mkdir(parents=True)
+    (tmp_path / "reports" / "results.md").write_text("# Results\n\n| model |\n\n## Provenance\nlong table\n")
+    (tmp_path / "reports" / "registry" / "fer2013.json").write_text(
+        '{"model_name": "emorec-fer2013", "version": 3, "promoted": false, "reason": "left to a person"}')
+    text = retrain.summary(tmp_path, "origin/main")
+    assert "# Results" in text and "long table" not in text and "v3 not promoted" in text
