@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("model")
         p.add_argument("balance", choices=("plain", "balanced"))
     sub.add_parser("report", help="write reports/results.md beside the paper's numbers")
+    for name, text in (("crossval", "stratified k-fold cross-validation (params: crossval)"),
+                       ("seeds", "re-train chosen grid cells with more seeds (params: seeds)"),
+                       ("cross_dataset", "score grid models on another dataset's test split"),
+                       ("explain", "Grad-CAM and feature maps for chosen grid models")):
+        sub.add_parser(name, help=text)
     p = sub.add_parser("register", help="register the best run of a dataset; promote it if it wins")
     p.add_argument("dataset")
     p = sub.add_parser("export", help="export the champion to Keras, SavedModel, TFLite and ONNX")
@@ -142,8 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             getattr(pipeline, f"{args.command}_stage")(args.dataset)
         elif args.command in ("train", "evaluate"):
             getattr(pipeline, f"{args.command}_stage")(args.dataset, args.model, args.balance)
-        elif args.command == "report":
-            pipeline.report_stage()
+        elif args.command in ("report", "crossval", "seeds", "cross_dataset", "explain"):
+            getattr(pipeline, f"{args.command}_stage")()
         elif args.command == "infer":
             pipeline.infer_stage(args.source, args.model, args.detector, args.out, overrides={
                 "detect_every": args.detect_every, "ema": args.ema, "margin": args.margin,
