@@ -133,7 +133,7 @@ def gradcam_figure(faces: np.ndarray, cams: np.ndarray, titles: list[str], path:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=85, format="png")
     plt.close(fig)
 
 

@@ -1,0 +1,112 @@
+"""Training throughput of emorec's training loop against a plain `model.fit` on in-memory
+numpy arrays: same model, batch size, images and epochs, each in its own process.
+
+Our loop adds what a real run needs: the on-the-fly augmentation PyDataset (when
+`train.online_augmentation` is set), the best-checkpoint, CSV and MLflow callbacks, and a
+validation pass per epoch. The plain side runs the same validation pass.
+
+    python benchmarks/input_pipeline.py [--model cnn] [--images 8192] [--epochs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _data(n: int, val: int):
+    from emorec import io
+
+    prepared = ROOT / "data" / "prepared" / "fer2013"
+    if (prepared / "train.npz").exists():
+        tr, va = io.load_npz(prepared / "train.npz"), io.load_npz(prepared / "val.npz")
+        return (tr["images"][:n], tr["labels"][:n], va["images"][:val], va["labels"][:val],
+                tuple(str(c) for c in tr["classes"]), "FER2013 prepared train/val")
+    rng = np.random.default_rng(0)
+    return (rng.integers(0, 255, (n, 48, 48, 1), dtype=np.uint8), rng.integers(0, 7, n),
+            rng.integers(0, 255, (val, 48, 48, 1), dtype=np.uint8), rng.integers(0, 7, val),
+            tuple("abcdefg"), "random images (no prepared FER2013)")
+
+
+def side(which: str, model_name: str, n: int, epochs: int, online: bool) -> dict:
+    import keras
+
+    from emorec import training
+    from emorec.config import load_params
+    from emorec.preprocess import InputSpec, to_model_input
+
+    params = load_params(ROOT / "params.yaml")
+    x, y, xv, yv, classes, source = _data(n, 1024)
+    cfg = training.TrainConfig.from_params(params["train"], params["models"][model_name], 1, "fer2013",
+                                           params["grid"].get("scope", "full"))
+    cfg.epochs, cfg.verbose, cfg.max_train_images = epochs, 0, None
+    if not online:
+        cfg.online_augmentation = None
+    arch = dict(params["models"][model_name].get("arch") or {})
+    if which == "plain":
+        keras.utils.set_random_seed(1)
+        from emorec import models
+
+        spec = InputSpec(cfg.input_size or 48, models.input_channels(model_name, 1), classes)
+        xs, xvs = to_model_input(x, spec), to_model_input(xv, spec)
+        model = models.build(model_name, (spec.size, spec.size, spec.channels), len(classes), **arch)
+        training.compile_for(model, cfg, len(xs))
+        start = time.perf_counter()
+        model.fit(xs, y, validation_data=(xvs, yv), batch_size=cfg.batch_size, epochs=epochs, verbose=0)
+        seconds = time.perf_counter() - start
+    else:
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+            exp = mlflow.create_experiment("bench", artifact_location=f"{tmp}/artifacts")
+            result = training.train(model_name=model_name, arch=arch, cfg=cfg, train_images=x, train_labels=y,
+                                    val_images=xv, val_labels=yv, classes=classes, out_dir=Path(tmp) / "m",
+                                    curves_dir=Path(tmp) / "c", run_name="bench", experiment_id=exp,
+                                    log_params={}, tags={})
+            seconds = result.seconds   # the fit itself, as on the plain side
+    return {"side": which, "images_per_second": n * epochs / seconds, "seconds": seconds, "data": source}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_side":
+        which, model, n, epochs, online = sys.argv[2:]
+        print(json.dumps(side(which, model, int(n), int(epochs), online == "1")))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--images", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    rows = []
+    for which, online in (("plain", "0"), ("emorec", "0"), ("emorec", "1")):
+        out = subprocess.run([sys.executable, __file__, "_side", which, args.model, str(args.images),
+                              str(args.epochs), online], capture_output=True, text=True, cwd=ROOT)
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        if not lines:
+            raise SystemExit(out.stderr[-2000:])
+        rows.append({**json.loads(lines[-1]), "online": online == "1"})
+    base = rows[0]["images_per_second"]
+    print(f"model {args.model}, {args.images} images x {args.epochs} epochs, {rows[0]['data']}, "
+          f"{os.cpu_count()} CPU cores")
+    print(f"{'loop':<42}{'img/s':>8}{'vs plain fit':>14}")
+    names = ["plain model.fit on numpy arrays", "emorec training.train (no online aug.)",
+             "emorec training.train (online flips, default)"]
+    for name, r in zip(names, rows):
+        print(f"{name:<42}{r['images_per_second']:>8.0f}{r['images_per_second'] / base:>13.2f}x")
+
+
+if __name__ == "__main__":
+    main()
