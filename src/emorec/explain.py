@@ -126,9 +126,9 @@ def gradcam_figure(faces: np.ndarray, cams: np.ndarray, titles: list[str], path:
         r, c = divmod(i, columns // 2)
         face = faces[i].squeeze()
         cmap = "gray" if face.ndim == 2 else None
-        axes[r, 2 * c].imshow(face, cmap=cmap)
+        axes[r, 2 * c].imshow(face, cmap=cmap, vmin=0, vmax=1)   # no contrast stretch
         axes[r, 2 * c].set_title(titles[i], fontsize=6)
-        axes[r, 2 * c + 1].imshow(face, cmap=cmap)
+        axes[r, 2 * c + 1].imshow(face, cmap=cmap, vmin=0, vmax=1)
         axes[r, 2 * c + 1].imshow(cams[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -150,7 +150,7 @@ def feature_map_figure(face: np.ndarray, maps: dict[str, np.ndarray], path: Path
     for r, (name, m) in enumerate(maps.items()):
         for ax in axes[r]:
             ax.axis("off")
-        axes[r, 0].imshow(face.squeeze(), cmap="gray" if face.shape[-1] == 1 else None)
+        axes[r, 0].imshow(face.squeeze(), cmap="gray" if face.shape[-1] == 1 else None, vmin=0, vmax=1)
         axes[r, 0].set_title(name.split("/")[-1], fontsize=6)
         for j, ch in enumerate(m):
             axes[r, j + 1].imshow(ch, cmap="viridis")
