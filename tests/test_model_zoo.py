@@ -47,12 +47,15 @@ def test_one_step_lowers_the_loss_and_round_trips(name, tmp_path):
     model = models.build(name, (size, size, ch), 3, **TINY_ARCH.get(name, {}))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
-    x = rng.random((16, size, size, ch)).astype("float32")
     y = np.arange(16) % 3
-    before = model.evaluate(x, y, verbose=0)
-    for _ in range(4):
-        model.train_on_batch(x, y)
-    assert model.evaluate(x, y, verbose=0) < before
+    x = rng.random((16, size, size, ch)).astype("float32") * 0.2
+    band = size // 3
+    for i, c in enumerate(y):   # a bright band whose position is the class: learnable
+        x[i, band * c:band * (c + 1)] += 0.8
+    # training-mode loss: BatchNorm's moving statistics barely move in a few steps, so an
+    # inference-mode evaluate() is not a fair "did it learn" check for the deep backbones
+    loss = model.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0).history["loss"]
+    assert loss[-1] < loss[0], loss
     path = tmp_path / "m.keras"
     model.save(path)
     if not models.get(name).safe_mode:  # the one confined exception: vit-keras' Lambda layers

@@ -54,9 +54,11 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     for block in params["fetch"].values():
         block.update({"max_per_class": 30, "kaggle_download": False})
     params["train"]["epochs"] = 1
-    # three architectures cover the paths: plain CNN, frozen-capable backbone + head, and
-    # vit-keras (safe mode off); the unit tests build and train every registered model
-    params["grid"]["models"] = ["cnn", "custom_mobilenet", "vit_b32"]
+    # two architectures cover the DAG's paths (a flat CNN, a features + head model with the
+    # offline weights fallback); tests/test_model_zoo.py builds, trains and round-trips every
+    # registered model. A ViT here could win the registry and make export (TFLite, ONNX,
+    # SavedModel of 88 M parameters) the slowest, most memory-hungry step of CI.
+    params["grid"]["models"] = ["cnn", "custom_mobilenet"]
     for name in params["models"]:
         cpu = params["models"][name].get("cpu") or {}
         cpu["epochs"] = 1
@@ -93,8 +95,7 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
                 "reports/infer/video.mp4", "reports/infer/frames.jsonl", "reports/infer/timeline.png",
                 "reports/crossval/crossval.md", "metrics/crossval.json", "reports/seeds/seeds.md",
                 "reports/cross_dataset.md", "reports/explain/fer2013-cnn-plain/gradcam.png",
-                "reports/explain/fer2013-custom_mobilenet-plain/feature_maps.png",
-                "models/fer2013/vit_b32-plain/model.keras"):
+                "reports/explain/fer2013-custom_mobilenet-plain/feature_maps.png"):
         assert (work / rel).exists(), rel
     registry = json.loads((work / "reports" / "registry" / "fer2013.json").read_text())
     assert registry["promoted"] and registry["reason"] == "no champion yet"
