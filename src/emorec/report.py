@@ -117,8 +117,8 @@ def comparison_markdown(rows: list[dict]) -> str:
                   f"`reports/evaluation/{ds}-<model>-<balance>/` (linked in [README.md](README.md)).", ""]
     lines += ["## Provenance of our numbers", "",
               "| run | data | input | split protocol | test set (n) | seed | epochs run of set (best) | weights "
-              "| train images | params | train time | hardware | git commit |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| train images | params | train time | train img/s | hardware | git commit |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "skipped" in r:
             continue
@@ -128,9 +128,11 @@ def comparison_markdown(rows: list[dict]) -> str:
         lines.append(
             f"| {p['run_name']} | {p['data']} | {p.get('input', '')} | {p['protocol']} | {p['test_set']} ({r['test']['n']}) "
             f"| {p['seed']} | {p['epochs_run']} of {p['epochs']} ({p['best_epoch']}) | {p['weights']} "
-            f"| {n_train} | {params_total} | {p['train_seconds'] / 60:.1f} min | {p['hardware']} "
+            f"| {n_train} | {params_total} | {p['train_seconds'] / 60:.1f} min "
+            f"| {p['n_train'] * p['epochs_run'] / max(p['train_seconds'], 1e-9):.0f} | {p['hardware']} "
             f"| {p['git_commit'][:12]} |")
-    lines.append("")
+    lines += ["", "*train img/s*: training images x epochs run / wall time of `fit`, which includes "
+              "each epoch's validation pass; on the machine named, which was shared with other work.", ""]
     return "\n".join(lines)
 
 
