@@ -40,16 +40,13 @@ def forward_flops(model, shape) -> float | None:
         return None
 
 
-def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch: dict,
-            weights_label: str) -> dict:
+def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch: dict) -> dict:
     import keras
 
     from emorec import models, training
-    from emorec.weights import ResolvedWeights
 
     keras.utils.set_random_seed(0)
-    model = models.build(name, (size, size, channels), 7,
-                         weights=ResolvedWeights(None, weights_label, None), **arch)
+    model = models.build(name, (size, size, channels), 7, **arch)   # from scratch
     rng = np.random.default_rng(0)
     x = rng.random((n_images, size, size, channels), dtype=np.float32)
     y = rng.integers(0, 7, n_images)
@@ -101,8 +98,7 @@ def main() -> None:
         spec = models.get(name)
         size = cfg.get("input_size") or 48
         channels = cfg.get("channels") or spec.channels or 1
-        row = measure(name, size, channels, args.images, args.batch, dict(cfg.get("arch") or {}),
-                      "scratch")
+        row = measure(name, size, channels, args.images, args.batch, dict(cfg.get("arch") or {}))
         gflops = f"{row['flops'] / 1e9:.3f}" if row["flops"] else "n/a"
         feats = f"{row['feature_img_s']:.0f}" if row["feature_img_s"] else "-"
         print(f"{row['model']:<17} {row['input']:<11} {row['params']:>12,} {gflops:>8} "

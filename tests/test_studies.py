@@ -112,8 +112,10 @@ def test_gradcam_and_feature_maps_on_a_two_part_model(tmp_path):
 def test_pick_examples_takes_correct_and_wrong_per_class():
     y = np.array([0, 0, 0, 1, 1, 1])
     pred = np.array([0, 1, 0, 1, 1, 0])
-    picks = explain_picks = __import__("emorec.explain", fromlist=["x"]).pick_examples(y, pred, 1, 0)
-    assert len(explain_picks) == 4
+    from emorec import explain
+
+    picks = explain.pick_examples(y, pred, 1, 0)
+    assert len(picks) == 4
     assert {(int(y[i]), ok) for i, ok in picks} == {(0, True), (0, False), (1, True), (1, False)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from emorec.errors import EmorecError
@@ -89,7 +90,7 @@ def main_overrides() -> None:
                          env.get("IN_EPOCHS", ""), env.get("IN_SCOPE", "cpu") or "cpu",
                          env.get("IN_PROMOTE", "false") == "true")
     except EmorecError as exc:
-        print(f"error: {exc}", file=__import__("sys").stderr)
+        print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print("args=" + " ".join(args))
 
