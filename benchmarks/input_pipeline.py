@@ -5,7 +5,9 @@ Our loop adds what a real run needs: the on-the-fly augmentation PyDataset (when
 `train.online_augmentation` is set), the best-checkpoint, CSV and MLflow callbacks, and a
 validation pass per epoch. The plain side runs the same validation pass.
 
-    python benchmarks/input_pipeline.py [--model cnn] [--images 8192] [--epochs 2]
+    python benchmarks/input_pipeline.py [--model cnn] [--images 8192] [--epochs 2] [--repeats 2]
+
+Rows go to reports/benchmarks/input_pipeline.json (`benchmarks/summarize.py` reports them).
 """
 
 from __future__ import annotations
@@ -77,7 +79,13 @@ def side(which: str, model_name: str, n: int, epochs: int, online: bool) -> dict
                                     curves_dir=Path(tmp) / "c", run_name="bench", experiment_id=exp,
                                     log_params={}, tags={})
             seconds = result.seconds   # the fit itself, as on the plain side
-    return {"side": which, "images_per_second": n * epochs / seconds, "seconds": seconds, "data": source}
+    return {"side": which, "images_per_second": n * epochs / seconds, "seconds": seconds, "data": source,
+            "batch_size": cfg.batch_size}
+
+
+SIDES = (("plain", "0", "plain model.fit on in-memory numpy arrays"),
+         ("emorec", "0", "emorec training.train, online augmentation off"),
+         ("emorec", "1", "emorec training.train as configured (params.yaml)"))
 
 
 def main() -> None:
@@ -85,27 +93,39 @@ def main() -> None:
         which, model, n, epochs, online = sys.argv[2:]
         print(json.dumps(side(which, model, int(n), int(epochs), online == "1")))
         return
+    import _common
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cnn")
     parser.add_argument("--images", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="rounds over the three sides; the best counts")
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    rows = []
-    for which, online in (("plain", "0"), ("emorec", "0"), ("emorec", "1")):
-        out = subprocess.run([sys.executable, __file__, "_side", which, args.model, str(args.images),
-                              str(args.epochs), online], capture_output=True, text=True, cwd=ROOT)
-        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-        if not lines:
-            raise SystemExit(out.stderr[-2000:])
-        rows.append({**json.loads(lines[-1]), "online": online == "1"})
+    best: dict[int, dict] = {}
+    for round_ in range(args.repeats):
+        for i, (which, online, name) in enumerate(SIDES):
+            out = subprocess.run([sys.executable, __file__, "_side", which, args.model, str(args.images),
+                                  str(args.epochs), online], capture_output=True, text=True, cwd=ROOT)
+            lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+            if not lines:
+                raise SystemExit(out.stderr[-2000:])
+            r = {**json.loads(lines[-1]), "name": name, "online": online == "1", "default": i == 2}
+            print(f"round {round_ + 1}: {name}: {r['images_per_second']:.0f} img/s", file=sys.stderr)
+            if i not in best or r["images_per_second"] > best[i]["images_per_second"]:
+                best[i] = r
+    rows = [best[i] for i in range(len(SIDES))]
+    batch = rows[0]["batch_size"]
     base = rows[0]["images_per_second"]
-    print(f"model {args.model}, {args.images} images x {args.epochs} epochs, {rows[0]['data']}, "
-          f"{os.cpu_count()} CPU cores")
-    print(f"{'loop':<42}{'img/s':>8}{'vs plain fit':>14}")
-    names = ["plain model.fit on numpy arrays", "emorec training.train (no online aug.)",
-             "emorec training.train (online flips, default)"]
-    for name, r in zip(names, rows):
-        print(f"{name:<42}{r['images_per_second']:>8.0f}{r['images_per_second'] / base:>13.2f}x")
+    print(f"model {args.model}, batch {batch}, {args.images} images x {args.epochs} epochs, {rows[0]['data']}, "
+          f"{os.cpu_count()} CPU cores, best of {args.repeats}")
+    print(f"{'loop':<52}{'img/s':>8}{'vs plain fit':>14}")
+    for r in rows:
+        print(f"{r['name']:<52}{r['images_per_second']:>8.0f}{r['images_per_second'] / base:>13.3f}x")
+    path = _common.save("input_pipeline", {"model": args.model, "batch_size": batch, "images": args.images,
+                                           "epochs": args.epochs, "repeats": args.repeats,
+                                           "data": rows[0]["data"], "rows": rows}, args.json)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

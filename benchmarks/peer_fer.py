@@ -1,8 +1,8 @@
 """emorec against the `fer` package (PyPI) on the same machine, data and videos.
 
-    python benchmarks/peer_fer.py accuracy [--model M]      # FER2013 PrivateTest crops
-    python benchmarks/peer_fer.py fps [--model M ...]       # the three videos in ../shared
-    python benchmarks/peer_fer.py all --out reports/benchmarks.md
+    python benchmarks/peer_fer.py accuracy [--model M ...]  # FER2013 PrivateTest crops
+    python benchmarks/peer_fer.py fps [--model M ...] [--detectors D ...]   # the videos in ../shared
+    python benchmarks/peer_fer.py all                       # both; rows to reports/benchmarks/peer_fer.json
 
 `fer` is installed without its dependencies, because they would replace our OpenCV build
 and pull in PyTorch for a detector it does not use by default:
@@ -132,47 +132,33 @@ def _in_process(args: list[str]) -> dict:
                          cwd=ROOT, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
     if out.returncode != 0 or not lines:
-        return {"error": (out.stderr or out.stdout).strip().splitlines()[-1:] or ["failed"]}
+        return {"error": ((out.stderr or out.stdout).strip().splitlines() or ["failed"])[-1]}
     return json.loads(lines[-1])
 
 
-def accuracy_table(model: str) -> tuple[list[dict], str]:
-    rows = [_in_process(["accuracy", "fer", model]), _in_process(["accuracy", "emorec", model])]
-    lines = ["| classifier | accuracy | macro-F1 | crops/s | " + " | ".join(FER_CLASSES) + " |",
-             "|---|---|---|---|" + "---|" * len(FER_CLASSES)]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| failed: {r['error'][0][:200]} |")
-            continue
-        lines.append(f"| {r['model']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {r['crops_per_second']:.0f} | "
-                     + " | ".join(f"{r['per_class_f1'][c]:.2f}" for c in FER_CLASSES) + " |")
-    return rows, "\n".join(lines)
+def accuracy_rows(models: list[str]) -> list[dict]:
+    rows = [_in_process(["accuracy", "fer", "-"])]
+    for model in models:
+        rows.append({"model": model, **_in_process(["accuracy", "emorec", model])})
+        print(f"accuracy {model}: {rows[-1].get('accuracy', rows[-1].get('error'))}", file=sys.stderr)
+    return rows
 
 
-def fps_table(models: list[str], detectors: list[str], max_frames: int | None) -> tuple[list[dict], str]:
-    stages = ("decode", "detect", "preprocess", "classify", "draw", "encode")
+def fps_rows(videos: list[Path], models: list[str], detectors: list[str], extra_models: list[str],
+             target: str, max_frames: int | None) -> list[dict]:
+    """Per video: the decode-only ceiling, fer, then every detector x model; `extra_models`
+    run with the first detector on the target video only (for the accuracy-vs-FPS plot)."""
     rows = []
-    lines = ["| video | pipeline | FPS | x fer | " + " | ".join(f"{s} ms" for s in stages) + " | faces |",
-             "|---|---|---|---|" + "---|" * len(stages) + "---|"]
-    for video in sorted(VIDEOS.glob("*.mp4")):
-        mf = [] if max_frames is None else ["--max-frames", str(max_frames)]
-        ceiling = _in_process(["fps", "decode", str(video), "-", "-", *mf])
-        fer = _in_process(["fps", "fer", str(video), "-", "-", *mf])
-        ours = [_in_process(["fps", "emorec", str(video), m, d, *mf]) for d in detectors for m in models]
-        rows += [{"video": video.name, **r} for r in (ceiling, fer, *ours)]
-        fer_fps = fer.get("fps")
-        lines.append(f"| {video.name} | decode only (ceiling) | {ceiling.get('fps', 0):.1f} | | "
-                     + " | " * len(stages) + " |")
-        lines.append(f"| {video.name} | fer (haar + bundled classifier) | {fer.get('fps', 0):.1f} | 1.0 | "
-                     + " | " * len(stages) + f" {fer.get('faces', '')} |")
-        for r in ours:
-            if "error" in r:
-                lines.append(f"| {video.name} | failed: {r['error'][0][:150]} |")
-                continue
-            ratio = f"{r['fps'] / fer_fps:.1f}" if fer_fps else ""
-            lines.append(f"| {video.name} | {r['detector']} + {Path(r['model']).name} | {r['fps']:.1f} | {ratio} | "
-                         + " | ".join(f"{r['ms_per_frame'].get(s, 0):.2f}" for s in stages) + f" | {r['faces']} |")
-    return rows, "\n".join(lines)
+    mf = [] if max_frames is None else ["--max-frames", str(max_frames)]
+    for video in videos:
+        runs = [("decode", "-", "-"), ("fer", "-", "-")] + [("emorec", m, d) for d in detectors for m in models]
+        if video.name == target:
+            runs += [("emorec", m, detectors[0]) for m in extra_models]
+        for who, model, detector in runs:
+            r = _in_process(["fps", who, str(video), model, detector, *mf])
+            rows.append({"video": video.name, "who": who, "model": model, "detector": detector, **r})
+            print(f"{video.name} {who} {detector} {model}: {r.get('fps', r.get('error'))}", file=sys.stderr)
+    return rows
 
 
 def main() -> None:
@@ -185,33 +171,29 @@ def main() -> None:
             max_frames = int(extra[1]) if extra[:1] == ["--max-frames"] else None
             print(json.dumps(side_fps(who, video, model, detector, max_frames)))
         return
+    import _common
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["accuracy", "fps", "all"])
     parser.add_argument("--model", nargs="*", default=["models:/emorec-fer2013@champion"],
                         help="our classifier(s): models:/..., .keras, .onnx or .tflite")
+    parser.add_argument("--extra-models", nargs="*", default=[],
+                        help="more classifiers, timed with the first detector on the target video only")
     parser.add_argument("--detectors", nargs="*", default=["yunet"])
+    parser.add_argument("--target", default="webcam_640x480_one_face.mp4", help="the video the targets refer to")
+    parser.add_argument("--videos", nargs="*", type=Path, default=sorted(VIDEOS.glob("*.mp4")))
     parser.add_argument("--max-frames", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=None, help="also write the tables (markdown) here")
-    parser.add_argument("--json", type=Path, default=None, help="also write the raw rows here")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="where to write the rows (default reports/benchmarks/peer_fer.json)")
     args = parser.parse_args()
-    import platform
-
-    header = (f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} CPU cores, Python {platform.python_version()}; each side in its own process.")
-    parts, raw = [header, ""], {}
+    result = {"target_video": args.target}
     if args.what in ("accuracy", "all"):
-        raw["accuracy"], table = accuracy_table(args.model[0])
-        parts += ["## Accuracy on FER2013 PrivateTest (3,589 crops)", "", table, ""]
+        result["accuracy"] = accuracy_rows(args.model + args.extra_models)
     if args.what in ("fps", "all"):
-        raw["fps"], table = fps_table(args.model, args.detectors, args.max_frames)
-        parts += ["## End-to-end FPS and per-stage latency", "", table, ""]
-    text = "\n".join(parts)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    if args.json:
-        args.json.write_text(json.dumps(raw, indent=1))
+        result["fps"] = fps_rows(args.videos, args.model, args.detectors, args.extra_models, args.target,
+                                 args.max_frames)
+    path = _common.save("peer_fer", result, args.json)
+    print(f"wrote {path}; `python benchmarks/summarize.py` turns it into reports/benchmarks.md")
 
 
 if __name__ == "__main__":

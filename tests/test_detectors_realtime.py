@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -192,3 +193,88 @@ def test_model_file_without_spec_is_refused(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"x")
     with pytest.raises(EmorecError, match="no preprocessing.json or run.json"):
         realtime.Classifier(str(tmp_path / "model.onnx"))
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_threaded_and_inline_io_give_the_same_records(tmp_path, threaded):
+    faces = [detectors.Face(np.array([10, 10, 60, 60], float), 0.9)]
+    source = realtime.Source(frames(12, bad_at={5}), 10.0, (160, 120), 12, "video")
+    summary = realtime.run(source, FakeDetector(faces), FakeClassifier(),
+                           realtime.InferConfig(threaded_io=threaded), tmp_path, progress=False)
+    assert summary["frames"] == 11 and summary["undecodable_frames"] == 1
+    assert [json.loads(ln)["frame"] for ln in (tmp_path / "frames.jsonl").read_text().splitlines()] == \
+        [i for i in range(12) if i != 5]
+    cap = cv2.VideoCapture(str(tmp_path / "video.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 11
+
+
+def test_prefetch_stops_early_and_reraises_source_errors():
+    def endless():
+        i = 0
+        while True:
+            yield i, 0.0, None
+            i += 1
+
+    ahead = realtime.Prefetch(endless(), depth=2)
+    assert [ahead.next()[0] for _ in range(5)] == [0, 1, 2, 3, 4]
+    ahead.close()   # returns although the source never ends
+    assert not ahead._thread.is_alive()
+
+    def broken():
+        yield 0, 0.0, None
+        raise OSError("device unplugged")
+
+    failing = realtime.Prefetch(broken())
+    assert failing.next()[0] == 0
+    with pytest.raises(OSError, match="device unplugged"):
+        failing.next()
+    failing.close()
+
+
+def test_background_writer_writes_in_order_and_surfaces_errors():
+    class Recorder:
+        def __init__(self, fail_at=None):
+            self.frames, self.released, self.fail_at = [], False, fail_at
+
+        def write(self, frame):
+            if frame[0, 0, 0] == self.fail_at:
+                raise OSError("disk full")
+            self.frames.append(int(frame[0, 0, 0]))
+
+        def release(self):
+            self.released = True
+
+    ok = Recorder()
+    writer = realtime.BackgroundWriter(ok, depth=2)
+    for i in range(20):
+        writer.write(np.full((2, 2, 3), i, np.uint8))
+    writer.release()
+    assert ok.frames == list(range(20)) and ok.released
+
+    failing = Recorder(fail_at=3)
+    bad = realtime.BackgroundWriter(failing)
+    for i in range(5):
+        bad.write(np.full((2, 2, 3), i, np.uint8))
+    with pytest.raises(OSError, match="disk full"):
+        bad.release()   # the error from the writer thread reaches the caller
+    assert failing.frames == [0, 1, 2] and failing.released
+
+
+def test_classifier_paths_agree_with_the_eager_model(tmp_path):
+    """The compiled Keras path and a one-thread ONNX export give the eager model's output."""
+    from emorec import models
+    from emorec.preprocess import to_model_input
+
+    model_file = _tiny_model_file(tmp_path / "m")
+    keras_clf = realtime.Classifier(str(model_file))
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (s, s, 3), dtype=np.uint8) for s in (30, 64, 100)]
+    batch = np.stack([cv2.resize(c, (48, 48), interpolation=cv2.INTER_AREA) for c in crops])
+    model = models.load_file(model_file)
+    eager = np.asarray(model(to_model_input(batch, keras_clf.spec), training=False))
+    np.testing.assert_allclose(keras_clf.predict_faces(crops), eager, atol=1e-5)
+    np.testing.assert_allclose(keras_clf.predict_faces(crops[:1]), eager[:1], atol=1e-5)  # another batch size
+    model.export(str(tmp_path / "x" / "model.onnx"), format="onnx", verbose=False)
+    (tmp_path / "x" / "preprocessing.json").write_text(json.dumps(keras_clf.spec.to_dict()))
+    onnx_clf = realtime.Classifier(str(tmp_path / "x" / "model.onnx"), threads=1)
+    np.testing.assert_allclose(onnx_clf.predict_faces(crops), eager, atol=1e-4)

@@ -4,30 +4,14 @@ run in a scratch copy of the repository so the real results are never overwritte
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import REPO, SHARED, needs_shared
 
-
-def _tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                         cwd=REPO, capture_output=True, text=True, check=True)
-    return [f for f in out.stdout.splitlines() if (REPO / f).is_file()]
-
-
-def _absolute_shared(node):
-    if isinstance(node, dict):
-        return {k: _absolute_shared(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_absolute_shared(v) for v in node]
-    if isinstance(node, str) and node.startswith("../shared"):
-        return node.replace("../shared", str(SHARED), 1)
-    return node
+from emorec import sandbox
 
 
 def _sh(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -43,44 +27,8 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     dvc = shutil.which("dvc")
     assert dvc, "dvc must be installed (pip install -e .)"
     work = tmp_path / "repo"
-    for rel in _tracked_files():
-        (work / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, work / rel)
-    for generated in ("dvc.lock", "metrics", "reports"):
-        path = work / generated
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params = _absolute_shared(params)  # ../shared is relative to the real checkout
-    for block in params["fetch"].values():
-        block.update({"max_per_class": 30, "kaggle_download": False})
-    params["train"]["epochs"] = 1
-    # two architectures cover the DAG's paths (a flat CNN, a features + head model with the
-    # offline weights fallback); tests/test_model_zoo.py builds, trains and round-trips every
-    # registered model. A ViT here could win the registry and make export (TFLite, ONNX,
-    # SavedModel of 88 M parameters) the slowest, most memory-hungry step of CI.
-    params["grid"]["models"] = ["cnn", "custom_mobilenet"]
-    for name in params["models"]:
-        cpu = params["models"][name].get("cpu") or {}
-        cpu["epochs"] = 1
-        cpu.pop("max_train_images", None)
-        if params["models"][name].get("weights"):
-            params["models"][name]["allow_download"] = False   # offline: the scratch fallback
-    params["crossval"].update({"folds": 2, "epochs": 1, "max_images": 60})
-    params["seeds"]["values"] = [params["seed"], 7]
-    params["seeds"]["runs"] = ["fer2013/cnn/plain"]
-    params["explain"]["per_class"] = 1
-    params["train"]["overrides"] = {}
-    params["export"].update({"parity_images": 100, "latency_runs": 5,
-                             # a 1-epoch model's near-uniform probabilities make quantized top-1
-                             # flips expected; the float formats keep the real threshold
-                             "min_agreement": {"float": 0.999, "quantized": 0.0}})
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "EMOREC_"))}
-    env.update({"GIT_AUTHOR_NAME": "smoke", "GIT_AUTHOR_EMAIL": "smoke@example.invalid",
-                "GIT_COMMITTER_NAME": "smoke", "GIT_COMMITTER_EMAIL": "smoke@example.invalid"})
-    _sh(["git", "init", "-q"], work, env)
-    _sh(["git", "add", "-A"], work, env)
-    _sh(["git", "commit", "-qm", "smoke"], work, env)
+    params = sandbox.create(REPO, work, SHARED)
+    env = sandbox.clean_env()
 
     _sh([dvc, "repro"], work, env)
     trained = [f"{d}/{m}-{b}" for d in params["grid"]["datasets"] for m in params["grid"]["models"]

@@ -50,9 +50,13 @@ def export_all(model, out_dir: Path, quantization: str = "float16") -> dict[str,
 
 
 class Runner:
-    """Batch prediction with one exported format, loaded once."""
+    """Batch prediction with one exported format, loaded once.
 
-    def __init__(self, fmt: str, path: Path):
+    `threads`: intra-op threads for ONNX Runtime and TFLite (None: their defaults, all
+    cores). The real-time loop passes 1: it classifies one or a few faces per frame, and
+    ONNX Runtime's default busy-waiting threads would take the cores the detector needs."""
+
+    def __init__(self, fmt: str, path: Path, threads: int | None = None):
         self.fmt = fmt
         if fmt == "keras":
             from emorec import models
@@ -65,12 +69,17 @@ class Runner:
         elif fmt.startswith("tflite"):
             import tensorflow as tf
 
-            self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=os.cpu_count())
+            self.interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads or os.cpu_count())
             self.batch = None
         elif fmt == "onnx":
             import onnxruntime as ort
 
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self.input_name = self.session.get_inputs()[0].name
         else:
             raise EmorecError(f"unknown export format {fmt!r}; known: {FORMATS}")

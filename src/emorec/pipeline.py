@@ -620,7 +620,7 @@ def infer_stage(source: str | None = None, model: str | None = None, detector: s
         from emorec import tracking
 
         tracking.configure(paths.root, section(params, "mlflow", "experiment"))
-    classifier = realtime.Classifier(model, paths.root)
+    classifier = realtime.Classifier(model, paths.root, cfg.get("classifier_threads", 1))
     known = set(realtime.InferConfig.__dataclass_fields__)
     run_cfg = realtime.InferConfig(**{k: v for k, v in cfg.items() if k in known})
     summary = realtime.run(realtime.open_source(str(source)), det, classifier, run_cfg, out)

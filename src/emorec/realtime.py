@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,10 +28,15 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 # ----------------------------------------------------------------------------- model source
 class Classifier:
     """A trained model from the registry (`models:/name@alias`), a `.keras` file, or an
-    ONNX / TFLite export; the input spec and class names travel with it."""
+    ONNX / TFLite export; the input spec and class names travel with it.
 
-    def __init__(self, source: str, root: Path | None = None):
+    Keras models predict through their compiled predict step (`predict_on_batch`), about
+    8x faster than an eager call on a one-face batch. Exports run on `threads` intra-op
+    threads (default 1), which leaves the other cores to the detector."""
+
+    def __init__(self, source: str, root: Path | None = None, threads: int | None = 1):
         self.source = source
+        self.threads = threads
         if source.startswith("models:/") or source.startswith("runs:/"):
             self._from_mlflow(source)
         else:
@@ -47,12 +54,12 @@ class Classifier:
                     model = models.load_file(path)
                 except Exception as exc:
                     raise EmorecError(f"{path}: cannot load model ({type(exc).__name__}: {exc})") from exc
-                self._predict = lambda x: np.asarray(model(x, training=False))
+                self._predict = model.predict_on_batch
             elif suffix in (".onnx", ".tflite"):
                 from emorec.export import Runner
 
                 try:
-                    runner = Runner("onnx" if suffix == ".onnx" else "tflite_float32", path)
+                    runner = Runner("onnx" if suffix == ".onnx" else "tflite_float32", path, threads)
                 except Exception as exc:
                     raise EmorecError(f"{path}: cannot load model ({type(exc).__name__}: {exc})") from exc
                 self._predict = runner
@@ -71,7 +78,7 @@ class Classifier:
         except Exception as exc:
             raise EmorecError(f"cannot load {uri} from {mlflow.get_tracking_uri()} ({type(exc).__name__}: "
                               f"{str(exc)[:300]}); run `dvc repro` or pass a model file with --model") from exc
-        self._predict = lambda x: np.asarray(model(x, training=False))
+        self._predict = model.predict_on_batch
 
     @staticmethod
     def _spec_beside(path: Path) -> InputSpec:
@@ -250,6 +257,98 @@ def _video_frames(cap, kind: str) -> Source:
     return Source(frames(), fps, size, total, kind, cap.release)
 
 
+# ----------------------------------------------------------------------------- overlapped I/O
+_END = object()
+
+
+class Prefetch:
+    """Decode the next frames on a background thread while the current one is processed;
+    OpenCV releases the GIL while it decodes. `close()` stops the thread before the
+    capture is released, so the two never touch it at once."""
+
+    def __init__(self, frames: Iterator, depth: int = 4):
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._fill, args=(frames,), daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, frames: Iterator) -> None:
+        try:
+            for item in frames:
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # re-raised on the main thread by next()
+            self._error = exc
+        self._put(_END)
+
+    def next(self):
+        """The next (index, time, frame), or None at the end of the source."""
+        item = self._queue.get()
+        if item is _END:
+            if self._error is not None:
+                raise self._error
+            return None
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class BackgroundWriter:
+    """cv2.VideoWriter fed from a queue on its own thread; encoding overlaps the next frame."""
+
+    def __init__(self, writer, depth: int = 8):
+        self._writer = writer
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write(frame)
+                except BaseException as exc:
+                    self._error = exc
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frame)
+
+    def release(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._writer.release()
+        if self._error is not None:
+            raise self._error
+
+
+class _Inline:
+    """The same interfaces without threads (`threaded_io: false`)."""
+
+    def __init__(self, frames: Iterator):
+        self._frames = iter(frames)
+
+    def next(self):
+        return next(self._frames, None)
+
+    def close(self) -> None:
+        pass
+
+
 # ----------------------------------------------------------------------------- drawing
 COLOURS = [(66, 135, 245), (245, 66, 93), (66, 245, 138), (245, 200, 66), (200, 66, 245), (66, 236, 245)]
 
@@ -309,6 +408,7 @@ class InferConfig:
     min_track_frames: int = 3
     show: bool = False
     max_frames: int | None = None
+    threaded_io: bool = True      # decode ahead and encode the video on background threads
 
 
 def run(source: Source, detector, classifier: Classifier, cfg: InferConfig, out_dir: Path,
@@ -329,11 +429,16 @@ def run(source: Source, detector, classifier: Classifier, cfg: InferConfig, out_
     last_faces: list = []
     start_all = time.perf_counter()
     bar = tqdm(total=source.total, unit="frame", disable=not progress, desc="infer")
+    frames = Prefetch(source.frames) if cfg.threaded_io else _Inline(source.frames)
     try:
-        for index, t_video, frame in source.frames:
+        while True:
             if cfg.max_frames is not None and counts["frames"] >= cfg.max_frames:
                 break
             tick = time.perf_counter()
+            item = frames.next()
+            if item is None:
+                break
+            index, t_video, frame = item
             bar.update(1)
             if frame is None:
                 counts["undecodable_frames"] += 1
@@ -369,6 +474,8 @@ def run(source: Source, detector, classifier: Classifier, cfg: InferConfig, out_
                 video_size = (annotated.shape[1], annotated.shape[0])
                 writer = cv2.VideoWriter(str(work / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
                                          source.fps if source.kind in ("video", "camera") else 1.0, video_size)
+                if cfg.threaded_io:
+                    writer = BackgroundWriter(writer)
             if (annotated.shape[1], annotated.shape[0]) != video_size:  # images of other sizes
                 annotated = cv2.resize(annotated, video_size)
             writer.write(annotated)
@@ -389,6 +496,7 @@ def run(source: Source, detector, classifier: Classifier, cfg: InferConfig, out_
     finally:
         bar.close()
         records.close()
+        frames.close()
         source.release()
         if writer is not None:
             writer.release()
