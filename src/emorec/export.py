@@ -86,7 +86,7 @@ class Runner:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.fmt == "keras":
-            return np.asarray(self.model(x, training=False))
+            return np.asarray(self.model.predict_on_batch(x))   # compiled step, as the real-time loop uses
         if self.fmt == "saved_model":
             return np.asarray(self.model.serve(x))
         if self.fmt == "onnx":
