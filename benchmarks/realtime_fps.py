@@ -1,60 +1,98 @@
-"""End-to-end frames per second of `emorec infer` per detector, with per-stage latency.
+"""End-to-end frames per second of the real-time loop, with per-stage latency, per
+detector x classifier x loop setting: what each optimization buys, and where the floor is.
 
 Runs the real loop (decode, detect, preprocess, classify in one batch per frame, draw,
-encode the annotated video) on a video, once per detector, and prints one row each.
-The classifier is the champion from the MLflow registry unless --model names a file
-(.keras, or an .onnx / .tflite export with preprocessing.json beside it).
+encode the annotated video) once per row, each row in its own fresh process. Settings
+are `infer` keys from params.yaml given as key=value; "-" keeps params.yaml as it is.
 
-    python benchmarks/realtime_fps.py [--video PATH] [--model PATH] [--detectors yunet haar ...]
+    python benchmarks/realtime_fps.py                      # params.yaml's detector and model
+    python benchmarks/realtime_fps.py --detectors yunet haar --models M1 M2 \\
+        --settings - threaded_io=false detect_every=2       # rows saved to realtime_fps.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # for the retina-face backend
 
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("decode", "detect", "preprocess", "classify", "draw", "encode")
+
+
+def _setting(text: str) -> dict:
+    if text == "-":
+        return {}
+    key, _, value = text.partition("=")
+    import yaml
+
+    return {key: yaml.safe_load(value)}
+
+
+def row(video: str, model: str, detector: str, setting: str) -> dict:
+    from emorec import detectors, realtime, tracking
+    from emorec.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    infer = {**params["infer"], **_setting(setting)}
+    if model.startswith("models:/"):
+        tracking.configure(ROOT, params["mlflow"]["experiment"])
+    classifier = realtime.Classifier(model, ROOT, infer.get("classifier_threads", 1))
+    det = detectors.create(detector, params["detectors"].get(detector), ROOT)
+    cfg = realtime.InferConfig(**{**{k: v for k, v in infer.items() if k in realtime.InferConfig.__dataclass_fields__},
+                                  "show": False})
+    with tempfile.TemporaryDirectory() as out:
+        s = realtime.run(realtime.open_source(video), det, classifier, cfg, Path(out), progress=False)
+    return {"video": Path(video).name, "model": model, "detector": detector, "setting": setting,
+            "fps": s["fps"], "frames": s["frames"], "faces": s["faces_classified"],
+            "detector_runs": s["detector_runs"], "tracks": s["tracks"], "ms_per_frame": s["ms_per_frame"]}
+
 
 def main() -> None:
-    from emorec import detectors, realtime, tracking
-    from emorec.config import load_params, project_root
-    from emorec.errors import EmorecError
+    if len(sys.argv) > 1 and sys.argv[1] == "_row":
+        print(json.dumps(row(*sys.argv[2:6])))
+        return
+    import _common
 
-    root = project_root()
-    params = load_params(root / "params.yaml")
+    from emorec.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", default=params["infer"]["source"])
-    parser.add_argument("--model", default=params["infer"]["model"])
-    parser.add_argument("--detectors", nargs="*", default=list(params["detectors"]))
-    parser.add_argument("--detect-every", type=int, default=1)
-    parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--models", nargs="*", default=[params["infer"]["model"]])
+    parser.add_argument("--detectors", nargs="*", default=[params["infer"]["detector"]])
+    parser.add_argument("--settings", nargs="*", default=["-"], help="infer key=value per row; - for params.yaml")
+    parser.add_argument("--json", type=Path, default=None, help="default reports/benchmarks/realtime_fps.json")
     args = parser.parse_args()
-    video = Path(args.video) if Path(args.video).is_absolute() else root / args.video
-    if args.model.startswith("models:/"):
-        tracking.configure(root, params["mlflow"]["experiment"])
-    classifier = realtime.Classifier(args.model, root)
-    stages = ("decode", "detect", "preprocess", "classify", "draw", "encode")
-    print(f"video {video.name}, model {args.model}, {os.cpu_count()} CPU cores, detect every "
-          f"{args.detect_every} frame(s); latency in ms per frame")
-    print(f"{'detector':<22}{'FPS':>7}" + "".join(f"{s:>11}" for s in stages) + f"{'faces':>7}")
-    for name in args.detectors:
-        try:
-            det = detectors.create(name, params["detectors"].get(name), root)
-        except EmorecError as exc:
-            print(f"{name:<22} not run: {exc}")
-            continue
-        cfg = realtime.InferConfig(**{**{k: v for k, v in params["infer"].items()
-                                         if k in realtime.InferConfig.__dataclass_fields__},
-                                      "detect_every": args.detect_every, "max_frames": args.max_frames,
-                                      "show": False})
-        with tempfile.TemporaryDirectory() as out:
-            s = realtime.run(realtime.open_source(str(video)), det, classifier, cfg, Path(out), progress=False)
-        print(f"{name:<22}{s['fps']:>7.1f}" + "".join(f"{s['ms_per_frame'].get(k, 0):>11.2f}" for k in stages)
-              + f"{s['faces_classified']:>7}")
+    video = Path(args.video) if Path(args.video).is_absolute() else ROOT / args.video
+    print(f"video {video.name}, {os.cpu_count()} CPU cores; latency in ms per frame", file=sys.stderr)
+    print(f"{'detector':<22}{'model':<34}{'setting':<22}{'FPS':>7}" + "".join(f"{s:>11}" for s in STAGES),
+          file=sys.stderr)
+    rows = []
+    for detector in args.detectors:
+        for model in args.models:
+            for setting in args.settings:
+                out = subprocess.run([sys.executable, __file__, "_row", str(video), model, detector, setting],
+                                     capture_output=True, text=True, cwd=ROOT)
+                lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+                if out.returncode != 0 or not lines:
+                    error = ((out.stderr or out.stdout).strip().splitlines() or ["failed"])[-1]
+                    print(f"{detector:<22}{Path(model).name:<34}{setting:<22} failed: {error}", file=sys.stderr)
+                    rows.append({"model": model, "detector": detector, "setting": setting, "error": error})
+                    continue
+                r = json.loads(lines[-1])
+                rows.append(r)
+                print(f"{detector:<22}{Path(model).name:<34}{setting:<22}{r['fps']:>7.1f}"
+                      + "".join(f"{r['ms_per_frame'].get(k, 0):>11.2f}" for k in STAGES), file=sys.stderr)
+    path = _common.save("realtime_fps", {"video": video.name, "rows": rows}, args.json)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -227,6 +227,11 @@ def index_markdown(datasets: list[str], grid: dict, pca_datasets: list[str], row
         "- [detectors.md](detectors.md): face detectors on WIDER FACE photos; "
         "[export/](export/): export formats, parity and latency; [registry/](registry/) and "
         "[model_cards/](model_cards/): the registered champions",
+        "- [benchmarks.md](benchmarks.md): end-to-end FPS, per-stage latency and PrivateTest accuracy "
+        "against the `fer` package, the training input pipeline and `dvc repro` overhead, with the "
+        "accuracy-vs-FPS plot; [benchmarks/model_throughput.md](benchmarks/model_throughput.md): speed "
+        "and FLOPs per model. These two are written by the scripts in `benchmarks/`, not by `dvc repro`, "
+        "and each section gives its date and machine",
         "",
         "## Data",
         "",

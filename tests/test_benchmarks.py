@@ -1,0 +1,71 @@
+"""The benchmark summary: targets are judged from the measured rows, never assumed."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import summarize  # noqa: E402
+
+MACHINE = {"date": "2026-11-24 20:00", "cpu": "test cpu", "cores": 2, "memory_gb": 24.0, "os": "Linux",
+           "python": "3.11", "packages": {"tensorflow": "2.21.0"}, "gpu": "none used"}
+CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+CHAMPION = "models:/emorec-fer2013@champion"
+
+
+def _accuracy(who, model, acc):
+    return {"who": who, "model": model, "accuracy": acc, "macro_f1": acc - 0.05, "n": 3589,
+            "per_class_f1": {c: 0.5 for c in CLASSES}, "crops_per_second": 500.0}
+
+
+def _fps(who, model, detector, fps, video="webcam.mp4"):
+    row = {"video": video, "who": who, "model": model, "detector": detector, "fps": fps, "frames": 175,
+           "faces": 137}
+    if who == "emorec":
+        row["ms_per_frame"] = {s: 1.0 for s in summarize.STAGES}
+    return row
+
+
+def _write(tmp_path, ours_fps, ours_acc, pipeline_ratio, noop_s):
+    peer = {"machine": MACHINE, "target_video": "webcam.mp4",
+            "accuracy": [_accuracy("fer", "-", 0.58), _accuracy("emorec", CHAMPION, ours_acc),
+                         _accuracy("emorec", "models/export/fer2013/model.onnx", ours_acc)],
+            "fps": [_fps("decode", "-", "-", 1800.0), _fps("fer", "-", "haar (fer default)", 30.0),
+                    _fps("emorec", CHAMPION, "yunet", ours_fps),
+                    _fps("emorec", "models/export/fer2013/model.onnx", "yunet", ours_fps * 1.2),
+                    _fps("emorec", CHAMPION, "yunet", 5.0, video="other.mp4")]}
+    pipeline = {"machine": MACHINE, "model": "cnn", "batch_size": 64, "images": 100, "epochs": 1, "repeats": 1,
+                "data": "random", "rows": [
+                    {"name": "plain", "images_per_second": 1000.0},
+                    {"name": "ours, no aug", "images_per_second": 990.0},
+                    {"name": "ours", "images_per_second": 1000.0 * pipeline_ratio, "default": True}]}
+    project = {"machine": MACHINE, "where": "checkout", "status_s": 3.0, "noop_s": noop_s,
+               "changed_key": "models.cnn.learning_rate", "changed_status_s": 3.0,
+               "stale_after_change": ["train@fer2013-cnn-plain"], "trains_stale": ["train@fer2013-cnn-plain"],
+               "other_models_stale": []}
+    for name, data in (("peer_fer", peer), ("input_pipeline", pipeline), ("dvc_overhead_project", project)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+
+
+def test_targets_met_when_the_rows_meet_them(tmp_path):
+    _write(tmp_path, ours_fps=100.0, ours_acc=0.61, pipeline_ratio=0.95, noop_s=5.0)
+    text, targets = summarize.build(tmp_path, "yunet", CHAMPION)
+    met = {t.split(",")[0]: ok for t, _, ok in targets}
+    assert all(ok in (True, None) for ok in met.values()), targets
+    assert "3.3x (100.0 vs 30.0 FPS)" in text   # ratio against fer's row on the same video
+    assert "0.6100 vs 0.5800" in text
+    assert (tmp_path / "accuracy_vs_fps.png").stat().st_size > 10_000
+    assert "test cpu" in text and "2026-11-24" in text
+
+
+def test_targets_missed_are_marked(tmp_path):
+    _write(tmp_path, ours_fps=80.0, ours_acc=0.55, pipeline_ratio=0.85, noop_s=12.0)
+    text, targets = summarize.build(tmp_path, "yunet", CHAMPION)
+    missed = [t for t, _, ok in targets if ok is False]
+    assert len(missed) == 4, targets   # 3x fer, accuracy, input pipeline, no-op repro
+    assert not any("30 FPS" in t for t in missed)   # 80 FPS still clears 30
+    assert text.count("**no**") == 4
