@@ -106,7 +106,8 @@ def main() -> None:
     parser.add_argument("where", choices=["sandbox", "project"])
     parser.add_argument("--dir", type=Path, default=ROOT, help="the checkout for `project`")
     parser.add_argument("--model", default="custom_mobilenet", help="the model whose params change")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="default reports/benchmarks/dvc_overhead_<where>.json")
     args = parser.parse_args()
     r = sandbox(args.model) if args.where == "sandbox" else project(args.dir.resolve(), args.model)
     print(r["where"])
@@ -120,10 +121,11 @@ def main() -> None:
         print(f"no-op dvc repro         {r['noop_s']:8.1f} s")
         print(f"after {r['changed_key']}: dvc status {r['changed_status_s']:.1f} s, "
               f"{len(r['stale_after_change'])} stages stale: " + ", ".join(r["stale_after_change"]))
-    print("other models retrained: " + (", ".join(r.get("other_models_retrained") or r.get("other_models_stale"))
-                                          or "none"))
-    if args.json:
-        args.json.write_text(json.dumps(r, indent=1))
+    others = r["other_models_retrained"] if args.where == "sandbox" else r["other_models_stale"]
+    print("training stages of other models: " + (", ".join(others) or "none"))
+    import _common
+
+    print(f"wrote {_common.save(f'dvc_overhead_{args.where}', r, args.json)}")
 
 
 if __name__ == "__main__":

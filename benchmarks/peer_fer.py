@@ -91,7 +91,7 @@ def side_fps(who: str, video: str, model: str, detector: str, max_frames: int | 
             if not ok:
                 break
             n += 1
-        return {"who": "decode only", "frames": n, "fps": n / (time.perf_counter() - start)}
+        return {"who": "decode", "frames": n, "fps": n / (time.perf_counter() - start)}
     if who == "fer":
         from fer.fer import FER
 
