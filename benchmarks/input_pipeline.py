@@ -102,8 +102,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds over the three sides; each side's median counts")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    best: dict[int, list[dict]] = {}   # every run per side; the median run counts
-    every: dict[int, list[float]] = {i: [] for i in range(len(SIDES))}
+    runs: dict[int, list[dict]] = {i: [] for i in range(len(SIDES))}   # every run per side; the median counts
     for round_ in range(args.repeats):
         for i, (which, online, name) in enumerate(SIDES):
             out = subprocess.run([sys.executable, __file__, "_side", which, args.model, str(args.images),
@@ -113,10 +112,11 @@ def main() -> None:
                 raise SystemExit(out.stderr[-2000:])
             r = {**json.loads(lines[-1]), "name": name, "online": online == "1", "default": i == 2}
             print(f"round {round_ + 1}: {name}: {r['images_per_second']:.0f} img/s", file=sys.stderr)
-            every[i].append(r["images_per_second"])
-            best.setdefault(i, []).append(r)
-    rows = [{**sorted(best[i], key=lambda r: r["images_per_second"])[len(best[i]) // 2], "runs": every[i]}
-            for i in range(len(SIDES))]
+            runs[i].append(r)
+    rows = []
+    for got in runs.values():
+        speeds = [r["images_per_second"] for r in got]
+        rows.append({**sorted(got, key=lambda r: r["images_per_second"])[len(got) // 2], "runs": speeds})
     batch = rows[0]["batch_size"]
     base = rows[0]["images_per_second"]
     print(f"model {args.model}, batch {batch}, {args.images} images x {args.epochs} epochs, {rows[0]['data']}, "

@@ -109,19 +109,11 @@ def side_fps(who: str, video: str, model: str, detector: str, max_frames: int | 
                 "frames": n, "faces": faces, "fps": n / (time.perf_counter() - start)}
     import tempfile
 
-    from emorec import detectors, realtime, tracking
-    from emorec.config import load_params
+    from emorec import pipeline
 
-    params = load_params(ROOT / "params.yaml")
-    if model.startswith("models:/"):
-        tracking.configure(ROOT, params["mlflow"]["experiment"])
-    clf = realtime.Classifier(model, ROOT)
-    det = detectors.create(detector, params["detectors"].get(detector), ROOT)
-    cfg = realtime.InferConfig(**{**{k: v for k, v in params["infer"].items()
-                                     if k in realtime.InferConfig.__dataclass_fields__},
-                                  "max_frames": max_frames, "show": False})
-    with tempfile.TemporaryDirectory() as out:
-        s = realtime.run(realtime.open_source(video), det, clf, cfg, Path(out), progress=False)
+    with tempfile.TemporaryDirectory() as out:   # the infer stage's own code path, params.yaml's settings
+        s = pipeline.infer_stage(video, model, detector, out, root=ROOT, overrides={"max_frames": max_frames},
+                                 progress=False)
     return {"who": "emorec", "detector": detector, "model": model, "frames": s["frames"],
             "faces": s["faces_classified"], "fps": s["fps"], "ms_per_frame": s["ms_per_frame"]}
 

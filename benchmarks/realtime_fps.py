@@ -7,7 +7,7 @@ are `infer` keys from params.yaml given as key=value; "-" keeps params.yaml as i
 
     python benchmarks/realtime_fps.py                      # params.yaml's detector and model
     python benchmarks/realtime_fps.py --detectors yunet haar --models M1 M2 \\
-        --settings - threaded_io=false detect_every=2       # rows saved to realtime_fps.json
+        --settings - threaded_io=false classifier_threads=0 detect_every=2   # rows to realtime_fps.json
 """
 
 from __future__ import annotations
@@ -37,19 +37,12 @@ def _setting(text: str) -> dict:
 
 
 def row(video: str, model: str, detector: str, setting: str) -> dict:
-    from emorec import detectors, realtime, tracking
-    from emorec.config import load_params
+    """One run of the infer stage's own code path with one `infer` setting changed."""
+    from emorec import pipeline
 
-    params = load_params(ROOT / "params.yaml")
-    infer = {**params["infer"], **_setting(setting)}
-    if model.startswith("models:/"):
-        tracking.configure(ROOT, params["mlflow"]["experiment"])
-    classifier = realtime.Classifier(model, ROOT, infer.get("classifier_threads", 1))
-    det = detectors.create(detector, params["detectors"].get(detector), ROOT)
-    cfg = realtime.InferConfig(**{**{k: v for k, v in infer.items() if k in realtime.InferConfig.__dataclass_fields__},
-                                  "show": False})
     with tempfile.TemporaryDirectory() as out:
-        s = realtime.run(realtime.open_source(video), det, classifier, cfg, Path(out), progress=False)
+        s = pipeline.infer_stage(video, model, detector, out, root=ROOT, overrides={**_setting(setting), "show": False},
+                                 progress=False)
     return {"video": Path(video).name, "model": model, "detector": detector, "setting": setting,
             "fps": s["fps"], "frames": s["frames"], "faces": s["faces_classified"],
             "detector_runs": s["detector_runs"], "tracks": s["tracks"], "ms_per_frame": s["ms_per_frame"]}

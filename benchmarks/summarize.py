@@ -20,13 +20,7 @@ FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 
 def _load(results: Path, name: str) -> dict | None:
     path = results / f"{name}.json"
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text())
-    for r in data.get("fps", []):
-        if r.get("who") == "decode only":   # rows written before peer_fer.py named it "decode"
-            r["who"] = "decode"
-    return data
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def model_label(model: str) -> str:

@@ -598,8 +598,9 @@ def export_stage(dataset: str, params: dict | None = None, root: Path | None = N
 
 def infer_stage(source: str | None = None, model: str | None = None, detector: str | None = None,
                 out_dir: str | None = None, params: dict | None = None, root: Path | None = None,
-                overrides: dict | None = None) -> dict:
-    """Detect, track and classify faces in a video, camera, image or folder of images."""
+                overrides: dict | None = None, progress: bool = True) -> dict:
+    """Detect, track and classify faces in a video, camera, image or folder of images.
+    `overrides`: `infer` keys to replace (None values are ignored)."""
     from emorec import detectors, realtime
 
     params = params or load_params()
@@ -623,7 +624,7 @@ def infer_stage(source: str | None = None, model: str | None = None, detector: s
     classifier = realtime.Classifier(model, paths.root, cfg.get("classifier_threads", 1))
     known = set(realtime.InferConfig.__dataclass_fields__)
     run_cfg = realtime.InferConfig(**{k: v for k, v in cfg.items() if k in known})
-    summary = realtime.run(realtime.open_source(str(source)), det, classifier, run_cfg, out)
+    summary = realtime.run(realtime.open_source(str(source)), det, classifier, run_cfg, out, progress)
     summary.update({"source": configured_source, "model": model, "detector": name})
     io.write_json(out / "summary.json", summary)
     print(f"{summary['frames']} frames, {summary['faces_classified']} faces, {summary['tracks']} tracks, "

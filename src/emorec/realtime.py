@@ -32,11 +32,11 @@ class Classifier:
 
     Keras models predict through their compiled predict step (`predict_on_batch`), about
     8x faster than an eager call on a one-face batch. Exports run on `threads` intra-op
-    threads (default 1), which leaves the other cores to the detector."""
+    threads (default 1; 0 or None: the runtime's default), which leaves the other cores to
+    the detector."""
 
     def __init__(self, source: str, root: Path | None = None, threads: int | None = 1):
         self.source = source
-        self.threads = threads
         if source.startswith("models:/") or source.startswith("runs:/"):
             self._from_mlflow(source)
         else:
