@@ -22,7 +22,7 @@ class ModelSpec:
     channels: int | None = None        # None: the dataset's; 3: grey is replicated
     patch_size: int | None = None      # input size must be a multiple of it (ViT)
     pretrainable: bool = False         # `weights: imagenet` is meaningful
-    safe_mode: bool = True             # False only where the architecture holds Lambda layers
+    custom_layers: Callable[[], None] | None = None  # registers the architecture's own layer classes
     backend_neutral: bool = True       # pure Keras 3: also runs with KERAS_BACKEND=jax/torch
     description: str = ""
 
@@ -91,33 +91,45 @@ def _load_builtin() -> None:
     from emorec.models import applications, cnn, custom_mobilenet, resnet18, vit  # noqa: F401
 
 
-def saved_model_name(path) -> str | None:
-    """The architecture name stored in a .keras file's config (the Keras model name)."""
-    import json
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return json.loads(zf.read("config.json")).get("config", {}).get("name")
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
+def register_custom_layers() -> None:
+    """Every registered architecture's own layer classes, known to Keras' deserializer."""
+    _load_builtin()
+    for spec in _REGISTRY.values():
+        if spec.custom_layers is not None:
+            spec.custom_layers()
 
 
 def load_file(path):
-    """Load a .keras file with safe mode on, except for the architectures registered with
-    safe_mode=False (vit-keras' Lambda layers) - that exception is confined to them."""
+    """Load a .keras file with Keras safe mode on, always.
+
+    Nothing inside the file decides how it is loaded: a file that holds a `Lambda` (or any
+    other serialized code) is refused with an EmorecError naming it, and its code never runs.
+    Our own layers (ViT's `ExtractToken`, vit-keras' blocks) are registered classes, not code
+    from the file."""
+    import zipfile
+    from pathlib import Path
+
     import keras
 
     from emorec import optimizers
 
+    path = Path(path)
+    if not path.is_file():
+        raise EmorecError(f"{path}: model file not found")
+    if not zipfile.is_zipfile(path):
+        raise EmorecError(f"{path}: not a Keras .keras archive")
     optimizers.rectified_adam_class()   # registered, so compiled models load
-    name = saved_model_name(path)
-    unsafe = name in _REGISTRY_NAMES_UNSAFE()
-    if unsafe:
-        import vit_keras.layers  # noqa: F401  registers ClassToken, TransformerBlock, ...
-    return keras.models.load_model(path, safe_mode=not unsafe)
+    register_custom_layers()
+    # Keras lets a process-wide `enable_unsafe_deserialization()` (any library may call it)
+    # override the argument; an explicit scope puts safe mode back for this load.
+    from keras.src.saving.serialization_lib import SafeModeScope
 
-
-def _REGISTRY_NAMES_UNSAFE() -> set[str]:  # noqa: N802
-    _load_builtin()
-    return {n for n, s in _REGISTRY.items() if not s.safe_mode}
+    try:
+        with SafeModeScope(True):
+            return keras.models.load_model(path, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
+            raise EmorecError(
+                f"{path}: refused: the model file holds serialized Python code (a Lambda layer), "
+                "which emorec never loads; rebuild the model from the model registry") from None
+        raise EmorecError(f"{path}: not a loadable Keras model ({str(exc)[:300]})") from None
