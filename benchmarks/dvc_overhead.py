@@ -95,7 +95,7 @@ def project(directory: Path, model: str) -> dict:
 
     grid = load_params(params_file)["grid"]
     trains = [s for s in would_run if s.startswith("train@")]
-    return {"where": f"{directory} (full data, grid scope {grid.get('scope')})", "status_s": status_s,
+    return {"where": f"{directory} (full data, grid profile {grid.get('profile')})", "status_s": status_s,
             "noop_s": noop, "changed_key": key, "changed_status_s": changed_status_s,
             "stale_after_change": would_run, "trains_stale": trains,
             "other_models_stale": [s for s in trains if not _owner(s, model)]}

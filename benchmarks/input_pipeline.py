@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _data(n: int, val: int):
-    from emorec import io
+    from emorec import files
 
     prepared = ROOT / "data" / "prepared" / "fer2013"
     if (prepared / "train.npz").exists():
-        tr, va = io.load_npz(prepared / "train.npz"), io.load_npz(prepared / "val.npz")
+        tr, va = files.load_npz(prepared / "train.npz"), files.load_npz(prepared / "val.npz")
         return (tr["images"][:n], tr["labels"][:n], va["images"][:val], va["labels"][:val],
                 tuple(str(c) for c in tr["classes"]), "FER2013 prepared train/val")
     rng = np.random.default_rng(0)
@@ -45,14 +45,14 @@ def _data(n: int, val: int):
 def side(which: str, model_name: str, n: int, epochs: int, online: bool) -> dict:
     import keras
 
-    from emorec import training
     from emorec.config import load_params
-    from emorec.preprocess import InputSpec, to_model_input
+    from emorec.data.preprocess import InputSpec, to_model_input
+    from emorec.training import fit as training
 
     params = load_params(ROOT / "params.yaml")
     x, y, xv, yv, classes, source = _data(n, 1024)
     cfg = training.TrainConfig.from_params(params["train"], params["models"][model_name], 1, "fer2013",
-                                           params["grid"].get("scope", "full"))
+                                           params["grid"].get("profile", "full"))
     cfg.epochs, cfg.verbose, cfg.max_train_images = epochs, 0, None
     if not online:
         cfg.online_augmentation = None

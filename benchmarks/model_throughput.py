@@ -43,7 +43,8 @@ def forward_flops(model, shape) -> float | None:
 def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch: dict) -> dict:
     import keras
 
-    from emorec import models, training
+    from emorec import models
+    from emorec.training import fit as training
 
     keras.utils.set_random_seed(0)
     model = models.build(name, (size, size, channels), 7, **arch)   # from scratch

@@ -37,12 +37,12 @@ FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 # ----------------------------------------------------------------------------- one side each
 def private_test() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """FER2013's PrivateTest crops (official split 'test') from the fetch cache."""
-    from emorec import io
+    from emorec import files
 
     cache = ROOT / "data" / "cache" / "fer2013.npz"
     if not cache.exists():
         raise SystemExit(f"{cache} missing: run `dvc repro fetch@fer2013` first")
-    d = io.load_npz(cache)
+    d = files.load_npz(cache)
     keep = d["split"] == "test"
     return d["images"][keep], d["labels"][keep], tuple(str(c) for c in d["classes"])
 
@@ -60,18 +60,15 @@ def side_accuracy(who: str, model: str) -> dict:
         order = [FER_CLASSES.index(c) for c in classes]   # fer's column order -> ours
         probs = probs[:, order]
     else:
-        from emorec import realtime, tracking
-        from emorec.config import load_params
+        from emorec import EmotionRecognizer
 
-        if model.startswith("models:/"):
-            tracking.configure(ROOT, load_params(ROOT / "params.yaml")["mlflow"]["experiment"])
-        clf = realtime.Classifier(model, ROOT)
-        if tuple(clf.classes) != classes:
-            raise SystemExit(f"model classes {clf.classes} differ from FER2013's {classes}")
+        rec = EmotionRecognizer(model, "yunet", root=ROOT)   # the object users call
+        if tuple(rec.classes) != classes:
+            raise SystemExit(f"model classes {rec.classes} differ from FER2013's {classes}")
         rgb = [np.repeat(f, 3, axis=-1) for f in x]
-        probs = np.concatenate([clf.predict_faces(rgb[i:i + 256]) for i in range(0, len(rgb), 256)])
+        probs = np.concatenate([rec.classify(rgb[i:i + 256]) for i in range(0, len(rgb), 256)])
     seconds = time.perf_counter() - start
-    from emorec import evaluation
+    from emorec.evaluation import metrics as evaluation
 
     m = evaluation.compute_metrics(y, probs.argmax(1), classes)
     return {"who": who, "model": "fer bundled classifier" if who == "fer" else model,
@@ -109,10 +106,10 @@ def side_fps(who: str, video: str, model: str, detector: str, max_frames: int | 
                 "frames": n, "faces": faces, "fps": n / (time.perf_counter() - start)}
     import tempfile
 
-    from emorec import pipeline
+    from emorec.stages import infer
 
     with tempfile.TemporaryDirectory() as out:   # the infer stage's own code path, params.yaml's settings
-        s = pipeline.infer_stage(video, model, detector, out, root=ROOT, overrides={"max_frames": max_frames},
+        s = infer.run(video, model, detector, out, root=ROOT, overrides={"max_frames": max_frames},
                                  progress=False)
     return {"who": "emorec", "detector": detector, "model": model, "frames": s["frames"],
             "faces": s["faces_classified"], "fps": s["fps"], "ms_per_frame": s["ms_per_frame"]}

@@ -38,10 +38,10 @@ def _setting(text: str) -> dict:
 
 def row(video: str, model: str, detector: str, setting: str) -> dict:
     """One run of the infer stage's own code path with one `infer` setting changed."""
-    from emorec import pipeline
+    from emorec.stages import infer
 
     with tempfile.TemporaryDirectory() as out:
-        s = pipeline.infer_stage(video, model, detector, out, root=ROOT, overrides={**_setting(setting), "show": False},
+        s = infer.run(video, model, detector, out, root=ROOT, overrides={**_setting(setting), "show": False},
                                  progress=False)
     return {"video": Path(video).name, "model": model, "detector": detector, "setting": setting,
             "fps": s["fps"], "frames": s["frames"], "faces": s["faces_classified"],

@@ -1,9 +1,8 @@
-"""DVC stage `cross_dataset`; the work is in emorec.pipeline.cross_dataset_stage."""
+"""DVC stage `cross_dataset`: the body is emorec.stages.cross_dataset.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import cross_dataset_stage
+from emorec.stages import cross_dataset, run_stage
 
 if __name__ == "__main__":
-    run_stage(cross_dataset_stage, sys.argv[1:], [], prog="stages/cross_dataset.py")
+    run_stage(cross_dataset.run, sys.argv[1:], [], prog="stages/cross_dataset.py")

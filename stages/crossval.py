@@ -1,9 +1,8 @@
-"""DVC stage `crossval`; the work is in emorec.pipeline.crossval_stage."""
+"""DVC stage `crossval`: the body is emorec.stages.crossval.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import crossval_stage
+from emorec.stages import crossval, run_stage
 
 if __name__ == "__main__":
-    run_stage(crossval_stage, sys.argv[1:], [], prog="stages/crossval.py")
+    run_stage(crossval.run, sys.argv[1:], [], prog="stages/crossval.py")

@@ -1,9 +1,8 @@
-"""DVC stage `explain`; the work is in emorec.pipeline.explain_stage."""
+"""DVC stage `explain`: the body is emorec.stages.explain.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import explain_stage
+from emorec.stages import explain, run_stage
 
 if __name__ == "__main__":
-    run_stage(explain_stage, sys.argv[1:], [], prog="stages/explain.py")
+    run_stage(explain.run, sys.argv[1:], [], prog="stages/explain.py")

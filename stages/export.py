@@ -1,10 +1,8 @@
-"""DVC stage `export` for one grid dataset: the champion to .keras, SavedModel, TFLite
-(float32, dynamic-range) and ONNX, each checked against Keras; work in emorec.pipeline."""
+"""DVC stage `export`: the body is emorec.stages.export.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import export_stage
+from emorec.stages import export, run_stage
 
 if __name__ == "__main__":
-    run_stage(export_stage, sys.argv[1:], ["dataset"], prog="stages/export.py")
+    run_stage(export.run, sys.argv[1:], ["dataset"], prog="stages/export.py")

@@ -1,9 +1,8 @@
-"""DVC stage `fetch` for one dataset (see dvc.yaml); the work is in emorec.pipeline."""
+"""DVC stage `fetch`: the body is emorec.stages.fetch.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import fetch_stage
+from emorec.stages import fetch, run_stage
 
 if __name__ == "__main__":
-    run_stage(fetch_stage, sys.argv[1:], ["dataset"], prog="stages/fetch.py")
+    run_stage(fetch.run, sys.argv[1:], ["dataset"], prog="stages/fetch.py")

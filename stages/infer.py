@@ -1,13 +1,11 @@
-"""DVC stage `infer`: the champion on the video named in params (infer.source), outputs to
-reports/infer/; the work is in emorec.realtime via emorec.pipeline."""
+"""DVC stage `infer`: the body is emorec.stages.infer.run."""
 
 import os
 import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow is imported, for retina-face
 
-from emorec.cli import run_stage  # noqa: E402
-from emorec.pipeline import infer_stage  # noqa: E402
+from emorec.stages import infer, run_stage  # noqa: E402
 
 if __name__ == "__main__":
-    run_stage(infer_stage, sys.argv[1:], [], prog="stages/infer.py")
+    run_stage(infer.run, sys.argv[1:], [], prog="stages/infer.py")

@@ -1,10 +1,8 @@
-"""DVC stage `pca` for one dataset: per-channel PCA reconstruction of its prepared splits
-(paper §IV.B); the work is in emorec.pipeline."""
+"""DVC stage `pca`: the body is emorec.stages.pca.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import pca_stage
+from emorec.stages import pca, run_stage
 
 if __name__ == "__main__":
-    run_stage(pca_stage, sys.argv[1:], ["dataset"], prog="stages/pca.py")
+    run_stage(pca.run, sys.argv[1:], ["dataset"], prog="stages/pca.py")

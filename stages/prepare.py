@@ -1,9 +1,8 @@
-"""DVC stage `prepare` for one dataset (see dvc.yaml); the work is in emorec.pipeline."""
+"""DVC stage `prepare`: the body is emorec.stages.prepare.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import prepare_stage
+from emorec.stages import prepare, run_stage
 
 if __name__ == "__main__":
-    run_stage(prepare_stage, sys.argv[1:], ["dataset"], prog="stages/prepare.py")
+    run_stage(prepare.run, sys.argv[1:], ["dataset"], prog="stages/prepare.py")

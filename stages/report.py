@@ -1,9 +1,8 @@
-"""DVC stage `report`: our metrics beside the paper's, in reports/results.md."""
+"""DVC stage `report`: the body is emorec.stages.report.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import report_stage
+from emorec.stages import report, run_stage
 
 if __name__ == "__main__":
-    run_stage(report_stage, sys.argv[1:], [], prog="stages/report.py")
+    run_stage(report.run, sys.argv[1:], [], prog="stages/report.py")

@@ -1,9 +1,8 @@
-"""DVC stage `seeds`; the work is in emorec.pipeline.seeds_stage."""
+"""DVC stage `seeds`: the body is emorec.stages.seeds.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import seeds_stage
+from emorec.stages import run_stage, seeds
 
 if __name__ == "__main__":
-    run_stage(seeds_stage, sys.argv[1:], [], prog="stages/seeds.py")
+    run_stage(seeds.run, sys.argv[1:], [], prog="stages/seeds.py")

@@ -1,10 +1,8 @@
-"""DVC stage `train` for one (dataset, model, balance) cell of the grid; the work is in
-emorec.pipeline."""
+"""DVC stage `train`: the body is emorec.stages.train.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import train_stage
+from emorec.stages import run_stage, train
 
 if __name__ == "__main__":
-    run_stage(train_stage, sys.argv[1:], ["dataset", "model", "balance"], prog="stages/train.py")
+    run_stage(train.run, sys.argv[1:], ["dataset", "model", "balance"], prog="stages/train.py")

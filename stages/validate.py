@@ -1,9 +1,8 @@
-"""DVC stage `validate` for one dataset (see dvc.yaml); the work is in emorec.pipeline."""
+"""DVC stage `validate`: the body is emorec.stages.validate.run."""
 
 import sys
 
-from emorec.cli import run_stage
-from emorec.pipeline import validate_stage
+from emorec.stages import run_stage, validate
 
 if __name__ == "__main__":
-    run_stage(validate_stage, sys.argv[1:], ["dataset"], prog="stages/validate.py")
+    run_stage(validate.run, sys.argv[1:], ["dataset"], prog="stages/validate.py")

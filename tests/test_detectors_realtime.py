@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from conftest import SHARED, needs_shared
 
-from emorec import detector_eval, detectors, realtime
 from emorec.errors import EmorecError
+from emorec.evaluation import detectors as detector_eval
+from emorec.inference import detectors, realtime
+from emorec.recognizer import EmotionRecognizer
 
 WEIGHTS = SHARED / "weights"
 WIDER = SHARED / "media" / "wider_val"
@@ -119,7 +121,8 @@ def test_loop_batches_faces_skips_bad_frames_and_tiny_faces(tmp_path):
            detectors.Face(np.array([5, 90, 12, 97], float), 0.9)]  # 7 px: below min_face
     clf = FakeClassifier()
     source = realtime.Source(frames(6, bad_at={3}), 10.0, (160, 120), 6, "video")
-    summary = realtime.run(source, FakeDetector(big), clf, realtime.InferConfig(min_face=20), tmp_path,
+    summary = realtime.run(source, EmotionRecognizer.from_parts(FakeDetector(big), clf, min_face=20),
+                           realtime.InferConfig(), tmp_path,
                            progress=False)
     assert summary["frames"] == 5 and summary["undecodable_frames"] == 1
     assert clf.batches == [2] * 5  # one batch per frame, tiny face left out
@@ -133,7 +136,8 @@ def test_loop_batches_faces_skips_bad_frames_and_tiny_faces(tmp_path):
 
 def test_video_with_no_faces_runs_to_the_end(tmp_path):
     source = realtime.Source(frames(4), 10.0, (160, 120), 4, "video")
-    summary = realtime.run(source, FakeDetector([]), FakeClassifier(), realtime.InferConfig(), tmp_path,
+    summary = realtime.run(source, EmotionRecognizer.from_parts(FakeDetector([]), FakeClassifier()),
+                           realtime.InferConfig(), tmp_path,
                            progress=False)
     assert summary["frames"] == 4 and summary["tracks"] == 0 and summary["faces_classified"] == 0
 
@@ -163,15 +167,15 @@ def test_crop_is_square_padded_and_rgb():
 def _tiny_model_file(folder: Path) -> Path:
     import keras
 
-    from emorec import io, models
+    from emorec import files, models
+    from emorec.data.preprocess import InputSpec
     from emorec.labels import BASIC_EMOTIONS
-    from emorec.preprocess import InputSpec
 
     keras.utils.set_random_seed(0)
     folder.mkdir(parents=True)
     model = models.build("cnn", (48, 48, 1), 7, filters=(8, 16), dense_units=16)
     model.save(folder / "model.keras")
-    io.write_json(folder / "run.json", {"input_spec": InputSpec(48, 1, BASIC_EMOTIONS).to_dict()})
+    files.write_json(folder / "run.json", {"input_spec": InputSpec(48, 1, BASIC_EMOTIONS).to_dict()})
     return folder / "model.keras"
 
 
@@ -180,7 +184,7 @@ def _tiny_model_file(folder: Path) -> Path:
 def test_real_video_end_to_end_with_a_local_model(tmp_path):
     clf = realtime.Classifier(str(_tiny_model_file(tmp_path / "m")))
     det = detectors.create("yunet", {"weights": str(WEIGHTS / "face_detection_yunet.onnx")})
-    summary = realtime.run(realtime.open_source(str(VIDEO)), det, clf,
+    summary = realtime.run(realtime.open_source(str(VIDEO)), EmotionRecognizer.from_parts(det, clf),
                            realtime.InferConfig(max_frames=60, detect_every=2), tmp_path / "out", progress=False)
     assert summary["frames"] == 60 and summary["tracks"] >= 1
     assert summary["faces_classified"] >= 30  # the face is below 20 px for the first ~20 frames
@@ -199,7 +203,7 @@ def test_model_file_without_spec_is_refused(tmp_path):
 def test_threaded_and_inline_io_give_the_same_records(tmp_path, threaded):
     faces = [detectors.Face(np.array([10, 10, 60, 60], float), 0.9)]
     source = realtime.Source(frames(12, bad_at={5}), 10.0, (160, 120), 12, "video")
-    summary = realtime.run(source, FakeDetector(faces), FakeClassifier(),
+    summary = realtime.run(source, EmotionRecognizer.from_parts(FakeDetector(faces), FakeClassifier()),
                            realtime.InferConfig(threaded_io=threaded), tmp_path, progress=False)
     assert summary["frames"] == 11 and summary["undecodable_frames"] == 1
     assert [json.loads(ln)["frame"] for ln in (tmp_path / "frames.jsonl").read_text().splitlines()] == \
@@ -262,15 +266,15 @@ def test_background_writer_writes_in_order_and_surfaces_errors():
 
 def test_classifier_paths_agree_with_the_eager_model(tmp_path):
     """The compiled Keras path and a one-thread ONNX export give the eager model's output."""
-    from emorec import models
-    from emorec.preprocess import to_model_input
+    from emorec.data.preprocess import to_model_input
+    from emorec.models import loading
 
     model_file = _tiny_model_file(tmp_path / "m")
     keras_clf = realtime.Classifier(str(model_file))
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 255, (s, s, 3), dtype=np.uint8) for s in (30, 64, 100)]
     batch = np.stack([cv2.resize(c, (48, 48), interpolation=cv2.INTER_AREA) for c in crops])
-    model = models.load_file(model_file)
+    model = loading.load_file(model_file)
     eager = np.asarray(model(to_model_input(batch, keras_clf.spec), training=False))
     np.testing.assert_allclose(keras_clf.predict_faces(crops), eager, atol=1e-5)
     np.testing.assert_allclose(keras_clf.predict_faces(crops[:1]), eager[:1], atol=1e-5)  # another batch size

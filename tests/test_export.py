@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emorec import export
 from emorec.errors import EmorecError
+from emorec.inference import export
 
 
 def test_export_parity_on_a_small_trained_model(tmp_path):

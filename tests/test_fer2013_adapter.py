@@ -18,10 +18,10 @@ from conftest import (
     write_tar,
 )
 
-from emorec.datasets import fer2013, fetch
-from emorec.datasets.sources import ArchiveReader, verify_sha256
+from emorec.data.adapters import fer2013, fetch
+from emorec.data.adapters.sources import ArchiveReader, verify_sha256
 from emorec.errors import DataFormatError, DataNotFoundError
-from emorec.io import sha256_file
+from emorec.files import sha256_file
 
 
 def _sorted(cache):

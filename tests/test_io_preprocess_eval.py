@@ -5,26 +5,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emorec import evaluation, io
+from emorec import files
+from emorec.data.preprocess import InputSpec, convert_channels, to_model_input
 from emorec.errors import EmorecError
-from emorec.preprocess import InputSpec, convert_channels, to_model_input
+from emorec.evaluation import metrics as evaluation
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     target = tmp_path / "out.json"
-    io.write_json(target, {"v": 1})
+    files.write_json(target, {"v": 1})
     with pytest.raises(RuntimeError):
-        with io.atomic_path(target) as tmp:
+        with files.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("boom")
-    assert io.read_json(target) == {"v": 1}
+    assert files.read_json(target) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
 def test_atomic_directory_replace(tmp_path):
     target = tmp_path / "model"
     for version in (1, 2):
-        with io.atomic_path(target) as tmp:
+        with files.atomic_path(target) as tmp:
             tmp.mkdir()
             (tmp / "v.txt").write_text(str(version))
     assert (target / "v.txt").read_text() == "2"

@@ -13,7 +13,8 @@ import pytest
 SCRIPT = r"""
 import numpy as np, keras
 assert keras.backend.backend() == "jax", keras.backend.backend()
-from emorec import models, optimizers
+from emorec import models
+from emorec.models import optimizers
 names = {"cnn": {"filters": (8, 16), "dense_units": 16, "conv_dropout": 0.0, "dense_dropout": 0.0}, "resnet18": {"filters": (8, 8, 16, 16)},
          "custom_mobilenet": {"alpha": 0.25, "patch_filters": 8, "dense_units": 16}}
 rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ import pytest
 
 from emorec import models
 from emorec.errors import EmorecError
+from emorec.models import loading
 
 
 def _crafted_model(folder, marker):
@@ -57,7 +58,7 @@ def test_the_crafted_file_really_carries_code(crafted):
 def test_load_file_refuses_code_whatever_the_model_is_called(crafted):
     path, marker = crafted
     with pytest.raises(EmorecError, match="model.keras: refused: .*Lambda"):
-        models.load_file(path)
+        loading.load_file(path)
     assert not marker.exists()
 
 
@@ -70,15 +71,15 @@ def test_a_process_wide_unsafe_switch_does_not_open_the_loader(crafted):
     keras.config.enable_unsafe_deserialization()
     try:
         with pytest.raises(EmorecError, match="refused"):
-            models.load_file(path)
+            loading.load_file(path)
     finally:
         global_state.set_global_attribute("safe_mode_saving", None)
     assert not marker.exists()
 
 
 def test_training_loader_and_classifier_refuse_it(crafted):
-    from emorec.realtime import Classifier
-    from emorec.training import load_model
+    from emorec.inference.realtime import Classifier
+    from emorec.models.loading import load_model
 
     path, marker = crafted
     with pytest.raises(EmorecError, match="refused"):
@@ -92,7 +93,7 @@ def test_not_an_archive_is_named(tmp_path):
     bogus = tmp_path / "model.keras"
     bogus.write_bytes(b"not a zip")
     with pytest.raises(EmorecError, match="model.keras: not a Keras .keras archive"):
-        models.load_file(bogus)
+        loading.load_file(bogus)
 
 
 def test_vit_saves_and_loads_with_safe_mode_on(tmp_path):
@@ -103,7 +104,7 @@ def test_vit_saves_and_loads_with_safe_mode_on(tmp_path):
     model.save(tmp_path / "vit.keras")
     config = json.dumps(json.loads(__import__("zipfile").ZipFile(tmp_path / "vit.keras").read("config.json")))
     assert "Lambda" not in config
-    loaded = models.load_file(tmp_path / "vit.keras")
+    loaded = loading.load_file(tmp_path / "vit.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     keras.backend.clear_session()
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emorec import models, weights
+from emorec import models
 from emorec.errors import EmorecError
+from emorec.models import loading, weights
 
 # The smallest input each architecture is exercised at in the unit tests (fast on CPU).
 SMALL = {"cnn": 48, "resnet18": 48, "custom_mobilenet": 48, "densenet121": 32, "vgg16": 32,
@@ -58,9 +59,9 @@ def test_one_step_lowers_the_loss_and_round_trips(name, tmp_path):
     assert loss[-1] < loss[0], loss
     path = tmp_path / "m.keras"
     model.save(path)
-    models.register_custom_layers()
+    loading.register_custom_layers()
     keras.models.load_model(path, safe_mode=True)  # no architecture needs safe mode off
-    loaded = models.load_file(path)
+    loaded = loading.load_file(path)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     keras.backend.clear_session()
 
@@ -152,7 +153,7 @@ def _pretrained_mobilenet(tmp_path, size=32):
 def test_head_on_cached_features_matches_end_to_end(tmp_path):
     import keras
 
-    from emorec import training
+    from emorec.training import fit as training
 
     resolved = _pretrained_mobilenet(tmp_path)
     rng = np.random.default_rng(0)
@@ -181,7 +182,7 @@ def test_head_on_cached_features_matches_end_to_end(tmp_path):
 
 
 def test_scratch_backbone_is_fully_trainable():
-    from emorec import training
+    from emorec.training import fit as training
 
     model = models.build("custom_mobilenet", (32, 32, 3), 3, alpha=0.25, patch_filters=8, dense_units=16)
     assert training.frozen_parts(model) is None
@@ -191,7 +192,7 @@ def test_scratch_backbone_is_fully_trainable():
 def test_rectified_adam_learns_and_serialises(tmp_path):
     import keras
 
-    from emorec import optimizers
+    from emorec.models import optimizers
 
     keras.utils.set_random_seed(0)
     model = models.build("cnn", (16, 16, 1), 2, filters=(4,), dense_units=8)
@@ -202,5 +203,5 @@ def test_rectified_adam_learns_and_serialises(tmp_path):
     model.fit(x, y, epochs=10, verbose=0)  # passes rho_t > 4 after a few steps
     assert model.evaluate(x, y, verbose=0) < before
     model.save(tmp_path / "r.keras")
-    loaded = models.load_file(tmp_path / "r.keras")
+    loaded = loading.load_file(tmp_path / "r.keras")
     assert type(loaded.optimizer).__name__ == "RectifiedAdam"

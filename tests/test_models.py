@@ -10,7 +10,7 @@ from emorec.errors import EmorecError
 
 
 def test_unknown_model_name_is_a_clear_error():
-    with pytest.raises(EmorecError, match="unknown model 'resnet1000'.*known models: .*cnn"):
+    with pytest.raises(EmorecError, match="unknown model 'resnet1000'; known: .*cnn"):
         models.get("resnet1000")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emorec import pca
+from emorec.data import pca
 from emorec.errors import EmorecError
 
 

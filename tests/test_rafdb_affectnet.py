@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import SHARED, needs_shared
 
-from emorec import validation
-from emorec.datasets import affectnet, rafdb
+from emorec.data import validation
+from emorec.data.adapters import affectnet, rafdb
 from emorec.errors import DataFormatError
 
 RAF_LABELS = SHARED / "data" / "rafdb" / "list_patition_label.txt"

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from emorec import registry
 from emorec.errors import EmorecError
+from emorec.experiments import registry
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def logged_model(exp: str) -> dict:
     import keras
     import mlflow
 
-    from emorec.tracking import log_keras_model
+    from emorec.experiments.tracking import log_keras_model
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
     x = np.zeros((2, 4), np.float32)
@@ -125,7 +125,7 @@ def test_champion_on_other_validation_data_is_rescored(store):
 def _race(args):
     uri, lock, run, score = args
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    from emorec import registry as reg
+    from emorec.experiments import registry as reg
 
     d = reg.register_and_maybe_promote(dataset="race", run=run, tags=tags(score), metric="macro_f1",
                                        margin=0.0, lock_path=lock, score_champion_on_candidate_data=never_called)
@@ -149,13 +149,13 @@ def test_concurrent_promotions_leave_exactly_one_best_champion(store):
 
 
 def test_damaged_model_file_gives_a_clear_error(tmp_path):
-    from emorec.training import load_model
+    from emorec.models.loading import load_model
 
     folder = tmp_path / "cnn-plain"
     folder.mkdir()
     (folder / "model.keras").write_bytes(b"not a zip")
     (folder / "run.json").write_text("{}")
-    with pytest.raises(EmorecError, match=r"model.keras: cannot load model"):
+    with pytest.raises(EmorecError, match=r"model.keras: not a Keras .keras archive"):
         load_model(folder)
     with pytest.raises(EmorecError, match="no trained model"):
         load_model(tmp_path / "missing")
@@ -164,7 +164,7 @@ def test_damaged_model_file_gives_a_clear_error(tmp_path):
 def test_registered_model_with_missing_artifacts_gives_a_clear_error(store):
     import shutil
 
-    from emorec import realtime
+    from emorec.inference import realtime
 
     tmp, exp = store
     run = logged_model(exp)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emorec import augment, split
-from emorec.datasets.base import DatasetCache
+from emorec.data import augment, split
+from emorec.data.adapters.base import DatasetCache
 from emorec.errors import EmorecError
 
 
@@ -108,7 +108,7 @@ def test_unknown_augmentation_setting():
 
 
 def test_train_overrides_apply_per_dataset():
-    from emorec.training import TrainConfig
+    from emorec.training.fit import TrainConfig
 
     train = {"epochs": 30, "batch_size": 64, "overrides": {"affectnet_pca": {"epochs": 15}}}
     model = {"optimizer": "rmsprop", "learning_rate": 0.001, "arch": {"filters": [8]}}

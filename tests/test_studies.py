@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emorec import crossval, report, transfer
 from emorec.errors import EmorecError
+from emorec.evaluation import cross_dataset as transfer
+from emorec.reporting import tables as report
+from emorec.training import studies as crossval
 
 
 def test_stratified_folds_partition_and_keep_the_class_mix():
@@ -76,7 +78,8 @@ def _face_data(n=40, size=32):
 def test_gradcam_points_at_the_evidence_in_a_flat_cnn():
     import keras
 
-    from emorec import explain, models
+    from emorec import models
+    from emorec.evaluation import gradcam as explain
 
     keras.utils.set_random_seed(0)
     x, y = _face_data()
@@ -92,7 +95,8 @@ def test_gradcam_points_at_the_evidence_in_a_flat_cnn():
 
 
 def test_gradcam_and_feature_maps_on_a_two_part_model(tmp_path):
-    from emorec import explain, models
+    from emorec import models
+    from emorec.evaluation import gradcam as explain
 
     model = models.build("custom_mobilenet", (32, 32, 3), 3, alpha=0.25, patch_filters=8, dense_units=8)
     x = np.random.default_rng(0).random((3, 32, 32, 3)).astype("float32")
@@ -112,7 +116,7 @@ def test_gradcam_and_feature_maps_on_a_two_part_model(tmp_path):
 def test_pick_examples_takes_correct_and_wrong_per_class():
     y = np.array([0, 0, 0, 1, 1, 1])
     pred = np.array([0, 1, 0, 1, 1, 0])
-    from emorec import explain
+    from emorec.evaluation import gradcam as explain
 
     picks = explain.pick_examples(y, pred, 1, 0)
     assert len(picks) == 4
@@ -131,15 +135,14 @@ def _row(model, balance, acc=None, skipped=None, ds="fer2013"):
 
 
 def test_comparison_table_has_paper_columns_and_honest_gaps():
-    from emorec.pipeline import OUTSIDE_GRID_PREFIX
-
-    rows = [_row("cnn", "plain", 0.6), _row("cnn", "balanced", 0.59),
-            _row("vgg16", "plain", 0.41), _row("vgg16", "balanced", skipped=f"{OUTSIDE_GRID_PREFIX} (x)")]
+    rows = [_row("cnn", "plain", 0.6), _row("cnn", "balanced", 0.59), _row("vgg16", "plain", 0.41),
+            report.skipped_row("fer2013-vgg16-balanced", "fer2013", "vgg16", "balanced",
+                               "not a run of profile 'cpu'", "profile")]
     md = report.comparison_markdown(rows)
     cnn = next(line for line in md.splitlines() if line.startswith("| cnn |"))
     assert "0.600" in cnn and "0.63" in cnn and "0.62" in cnn      # ours beside the paper's IX / X
     vgg = next(line for line in md.splitlines() if line.startswith("| vgg16 |"))
-    assert "not in CPU grid" in vgg and "8000 train images" in vgg and "scratch" in vgg
+    assert "full profile" in vgg and "8000 train images" in vgg and "scratch" in vgg
     assert "| densenet121 (paper only) |" in md
 
 

@@ -8,7 +8,9 @@ import pytest
 import yaml
 from conftest import REPO, fer_records, write_image_zip
 
-from emorec import io, pipeline
+from emorec import files
+from emorec.errors import EmorecError
+from emorec.stages import evaluate, fetch, pca, prepare, report, train, validate
 
 
 @pytest.fixture
@@ -17,7 +19,10 @@ def tiny_project(tmp_path, monkeypatch):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["fetch"]["fer2013"].update({"path": str(source), "search": [], "kaggle_download": False,
                                        "max_per_class": 6})
-    params["train"].update({"epochs": 2, "batch_size": 16, "verbose": 0})
+    params["train"].update({"epochs": 2, "batch_size": 16})
+    params["console"] = {"keras_verbose": 0}
+    params["grid"].update({"datasets": ["fer2013"], "models": ["cnn"], "balance": ["balanced"],
+                           "profile": "full"})
     params["models"]["cnn"]["arch"].update({"filters": [8, 16], "dense_units": 32})
     root = tmp_path / "proj"
     root.mkdir()
@@ -31,16 +36,16 @@ def test_pipeline_functions_log_a_complete_mlflow_run(tiny_project):
     import mlflow
 
     root, params = tiny_project
-    pipeline.fetch_stage("fer2013", params, root)
-    pipeline.validate_stage("fer2013", params, root)
-    pipeline.prepare_stage("fer2013", params, root)
-    prep = io.read_json(root / "reports" / "prepare" / "fer2013.json")
+    fetch.run("fer2013", params, root)
+    validate.run("fer2013", params, root)
+    prepare.run("fer2013", params, root)
+    prep = files.read_json(root / "reports" / "prepare" / "fer2013.json")
     assert sum(prep["test"].values()) == 7 * 12  # PublicTest + PrivateTest, never augmented
     assert prep["augmented_images"] >= 0
-    pipeline.train_stage("fer2013", "cnn", "balanced", params, root)
-    pipeline.evaluate_stage("fer2013", "cnn", "balanced", params, root)
+    train.run("fer2013", "cnn", "balanced", params, root)
+    evaluate.run("fer2013", "cnn", "balanced", params, root)
 
-    meta = io.read_json(root / "models" / "fer2013" / "cnn-balanced" / "run.json")
+    meta = files.read_json(root / "models" / "fer2013" / "cnn-balanced" / "run.json")
     run = mlflow.get_run(meta["run_id"])
     assert run.data.params["model.optimizer"] == "rmsprop"
     assert run.data.params["train.epochs"] == "2"
@@ -61,10 +66,10 @@ def test_pipeline_functions_log_a_complete_mlflow_run(tiny_project):
     info = mlflow.models.get_model_info(meta["model_uri"])
     assert info.signature is not None and info.saved_input_example_info is not None
 
-    metrics = io.read_json(root / "metrics" / "fer2013-cnn-balanced.json")
+    metrics = files.read_json(root / "metrics" / "fer2013-cnn-balanced.json")
     assert set(metrics) == {"test", "validation"}
     assert 0 <= metrics["test"]["accuracy"] <= 1
-    pipeline.report_stage(params, root)
+    report.run(params, root)
     text = (root / "reports" / "results.md").read_text()
     assert "0.62" in text  # the paper's Table X CNN figure stands beside ours
 
@@ -73,19 +78,20 @@ def test_missing_optional_dataset_is_reported_through_every_stage(tiny_project):
     root, params = tiny_project
     params["fetch"]["rafdb"].update({"path": None, "env_var": "EMOREC_TEST_NO_SUCH_VAR", "search": []})
     params["pca"]["datasets"] = ["rafdb"]
-    pipeline.fetch_stage("rafdb", params, root)
-    pipeline.validate_stage("rafdb", params, root)
-    pipeline.prepare_stage("rafdb", params, root)
-    pipeline.pca_stage("rafdb", params, root)
-    for dataset in ("rafdb", "rafdb_pca"):
-        pipeline.train_stage(dataset, "cnn", "plain", params, root)
-        pipeline.evaluate_stage(dataset, "cnn", "plain", params, root)
-    for rel in ("reports/figures/rafdb_balancing.png", "reports/figures/rafdb_pca_samples.png",
-                "reports/training/rafdb-cnn-plain/curves.png",
-                "reports/evaluation/rafdb_pca-cnn-plain/confusion_counts.png"):
+    params["grid"]["datasets"] = ["rafdb", "rafdb_pca"]
+    fetch.run("rafdb", params, root)
+    validate.run("rafdb", params, root)
+    prepare.run("rafdb", params, root)
+    pca.run("rafdb", params, root)
+    for rel in ("reports/figures/rafdb_balancing.png", "reports/figures/rafdb_pca_samples.png"):
         assert (root / rel).read_bytes()[:4] == b"\x89PNG", rel
-    assert io.read_json(root / "metrics" / "rafdb-cnn-plain.json") == {"skipped": 1}
-    pipeline.report_stage(params, root)
+    from emorec import runs
+
+    active, absent = runs.runs(params, root)
+    assert active == [] and "rafdb" in absent["rafdb"]   # no train/evaluate stages for it
+    with pytest.raises(EmorecError, match="rafdb.*prepared data missing; needs the rafdb data"):
+        train.run("rafdb", "cnn", "plain", params, root)
+    report.run(params, root)
     text = (root / "reports" / "results.md").read_text()
     assert "**Needs the rafdb data**" in text and "0.81" in text  # the paper's RAF-DB figure
 
@@ -96,14 +102,12 @@ def test_optional_flag_does_not_hide_a_missing_required_dataset(tiny_project):
     root, params = tiny_project
     params["fetch"]["fer2013"]["path"] = str(root / "nowhere.zip")
     with pytest.raises(DataNotFoundError):
-        pipeline.fetch_stage("fer2013", params, root)
+        fetch.run("fer2013", params, root)
 
 
 def test_grid_dataset_names_are_checked(tiny_project):
-    from emorec.errors import EmorecError
-
     root, params = tiny_project
     with pytest.raises(EmorecError, match="unknown dataset 'ckplus'.*configured datasets"):
-        pipeline.train_stage("ckplus", "cnn", "plain", params, root)
+        train.run("ckplus", "cnn", "plain", params, root)
     with pytest.raises(EmorecError, match="needs 'fer2013' in pca.datasets"):
-        pipeline.train_stage("fer2013_pca", "cnn", "plain", params, root)
+        train.run("fer2013_pca", "cnn", "plain", params, root)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import SHARED_FER, needs_shared
 
-from emorec import validation
-from emorec.datasets import fer2013
-from emorec.datasets.base import DatasetCache
+from emorec.data import validation
+from emorec.data.adapters import fer2013
+from emorec.data.adapters.base import DatasetCache
 
 
 def clean_cache(per=4) -> DatasetCache:

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from emorec import retrain
 from emorec.config import load_params
 from emorec.errors import EmorecError
+from emorec.experiments import retrain
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 
@@ -53,7 +53,7 @@ def test_overrides_from_dispatch_inputs():
     joined = " ".join(args)
     assert "-S grid.datasets=[fer2013,affectnet_pca]" in joined
     assert "-S grid.models=[cnn,custom_mobilenet]" in joined
-    assert "-S train.epochs=40" in joined and "-S grid.scope=full" in joined
+    assert "-S train.epochs=40" in joined and "-S grid.profile=full" in joined
     assert "auto_promote" not in joined
 
 

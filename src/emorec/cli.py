@@ -5,24 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from emorec import grid  # noqa: E402
 from emorec.errors import EmorecError  # noqa: E402
-
-
-def run_stage(func: Callable, argv: Sequence[str], arg_names: Sequence[str], prog: str) -> None:
-    """Run a stage function with positional CLI args; user errors exit 2 with one message."""
-    parser = argparse.ArgumentParser(prog=prog, description=(func.__doc__ or "").strip())
-    for name in arg_names:
-        parser.add_argument(name)
-    args = parser.parse_args(list(argv))
-    try:
-        func(*(getattr(args, n) for n in arg_names))
-    except EmorecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+from emorec.inference.detectors import DETECTORS  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("dataset")
         p.add_argument("model")
-        p.add_argument("balance", choices=("plain", "balanced"))
+        p.add_argument("balance", choices=grid.BALANCE_MODES)
     sub.add_parser("report", help="write reports/results.md beside the paper's numbers")
     for name, text in (("crossval", "stratified k-fold cross-validation (params: crossval)"),
                        ("seeds", "re-train chosen grid cells with more seeds (params: seeds)"),
@@ -87,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: infer.source)")
     p.add_argument("--model", help="models:/emorec-<dataset>@champion (default), a .keras file, or an "
                    ".onnx/.tflite export with preprocessing.json beside it")
-    p.add_argument("--detector", choices=("haar", "yunet", "retinaface-mobilenet", "retinaface"))
+    p.add_argument("--detector", choices=DETECTORS.available())
     p.add_argument("--out", help="output folder (default: infer.out_dir)")
     p.add_argument("--detect-every", type=int, help="run the detector every N frames, track in between")
     p.add_argument("--ema", type=float, help="smoothing of class probabilities per track, 0 = none")
@@ -95,14 +84,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--align", action="store_true", default=None, help="level the eyes using 5-point landmarks")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--show", action="store_true", default=None, help="live window (only when a display exists)")
+    p = sub.add_parser("grid", help="list the runs of a profile; --write puts them in grid.yaml for dvc.yaml",
+                       description="The runs a profile trains (grid.profile in params.yaml, or --profile). "
+                                   "`--write` regenerates grid.yaml, which dvc.yaml iterates over; `--json` "
+                                   "prints them for a CI job matrix.")
+    p.add_argument("--profile", choices=grid.PROFILES, help="default: grid.profile in params.yaml")
+    p.add_argument("--write", action="store_true", help="write grid.yaml (what `dvc repro` trains)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {name, dataset, model, balance}")
+    p.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a params override, as `dvc exp run -S` takes it (repeatable)")
     sub.add_parser("models", help="list the registered model architectures")
     sub.add_parser("datasets", help="list the dataset adapters")
     return parser
 
 
 def _registry_command(args) -> None:
-    from emorec import registry, tracking
     from emorec.config import load_params, project_root
+    from emorec.experiments import registry, tracking
 
     root = project_root()
     tracking.configure(root, load_params()["mlflow"]["experiment"])
@@ -126,12 +124,36 @@ def _registry_command(args) -> None:
         print(f"{name}: champion rolled back to v{version}")
 
 
+def _grid_command(args) -> None:
+    import json
+
+    from emorec import runs
+    from emorec.config import apply_overrides, load_params, project_root
+
+    root, params = project_root(), apply_overrides(load_params(), args.set_param)
+    if args.write:
+        path = runs.write_grid_file(params, root, args.profile)
+        print(f"wrote {path}")
+    active, absent = runs.runs(params, root, args.profile)
+    if args.json:
+        print(json.dumps([{"name": r.name, "dataset": r.dataset, "model": r.model, "balance": r.balance}
+                          for r in active]))
+        return
+    for r in active:
+        print(r.name)
+    for dataset, why in absent.items():
+        print(f"# {dataset}: no runs, {why}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "infer":
         # retina-face builds its model with tf.keras; this must precede the first TensorFlow import
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    from emorec import pipeline
+    import importlib
+
+    def stage(name: str):
+        return importlib.import_module(f"emorec.stages.{name}").run
 
     try:
         if args.command == "models":
@@ -140,21 +162,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in models.available():
                 print(f"{name}: {models.get(name).description}")
         elif args.command == "datasets":
-            from emorec import datasets
+            from emorec.data import adapters as datasets
 
             print("\n".join(datasets.available()))
         elif args.command in ("fetch", "validate", "prepare", "pca"):
-            getattr(pipeline, f"{args.command}_stage")(args.dataset)
+            stage(args.command)(args.dataset)
         elif args.command in ("train", "evaluate"):
-            getattr(pipeline, f"{args.command}_stage")(args.dataset, args.model, args.balance)
+            stage(args.command)(args.dataset, args.model, args.balance)
         elif args.command in ("report", "crossval", "seeds", "cross_dataset", "explain"):
-            getattr(pipeline, f"{args.command}_stage")()
+            stage(args.command)()
         elif args.command == "infer":
-            pipeline.infer_stage(args.source, args.model, args.detector, args.out, overrides={
+            stage("infer")(args.source, args.model, args.detector, args.out, overrides={
                 "detect_every": args.detect_every, "ema": args.ema, "margin": args.margin,
                 "align": args.align, "max_frames": args.max_frames, "show": args.show})
         elif args.command in ("register", "export"):
-            getattr(pipeline, f"{args.command}_stage")(args.dataset)
+            stage(args.command)(args.dataset)
+        elif args.command == "grid":
+            _grid_command(args)
         elif args.command == "registry":
             _registry_command(args)
     except EmorecError as exc:

@@ -46,6 +46,26 @@ def section(params: dict, *keys: str) -> Any:
     return node
 
 
+def apply_overrides(params: dict, assignments: list[str]) -> dict:
+    """`key.sub=value` words, as `dvc exp run -S` takes them, applied to a copy of params
+    (values parsed as YAML)."""
+    import copy
+
+    out = copy.deepcopy(params)
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise EmorecError(f"override {item!r}: expected key.path=value")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise EmorecError(f"override {item!r}: {part} is not a mapping in params.yaml")
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1}; lists become their string form (for MLflow params)."""
     out: dict[str, Any] = {}

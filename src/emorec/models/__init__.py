@@ -1,7 +1,8 @@
 """One registry of model builders: name -> function(input_shape, num_classes, weights, **arch).
 
 Training code never imports a model module directly; it asks the registry, so adding
-an architecture is one module plus one `register` call. Models built on a pretrained
+an architecture is one module of this package ending in `register(ModelSpec(...))` plus
+its `models.<name>` block in params.yaml: the registry finds the module by itself. Models built on a pretrained
 backbone are two nested parts, `features` (input scaling + backbone) and `head`, so the
 trainer can compute frozen features once and fit the head alone.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from emorec.errors import EmorecError
+from emorec.registries import Registry
 
 
 @dataclass(frozen=True)
@@ -27,27 +29,20 @@ class ModelSpec:
     description: str = ""
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+# Every module of this package except these is a model module that registers its builders.
+MODELS: Registry[ModelSpec] = Registry("model", __name__, skip=("parts", "weights", "optimizers", "loading"))
 
 
 def register(spec: ModelSpec) -> ModelSpec:
-    _REGISTRY[spec.name] = spec
-    return spec
+    return MODELS.register(spec.name, spec)
 
 
 def available() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return MODELS.available()
 
 
 def get(name: str) -> ModelSpec:
-    _load_builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise EmorecError(
-            f"unknown model {name!r} in params.yaml; known models: {', '.join(available())}"
-        ) from None
+    return MODELS.get(name)
 
 
 def check_input(name: str, input_shape: tuple[int, int, int]) -> None:
@@ -84,52 +79,3 @@ def build(name: str, input_shape: tuple[int, int, int], num_classes: int, weight
 
 def input_channels(name: str, data_channels: int) -> int:
     return get(name).channels or data_channels
-
-
-def _load_builtin() -> None:
-    # Imported lazily so that `import emorec.models` does not import Keras.
-    from emorec.models import applications, cnn, custom_mobilenet, resnet18, vit  # noqa: F401
-
-
-def register_custom_layers() -> None:
-    """Every registered architecture's own layer classes, known to Keras' deserializer."""
-    _load_builtin()
-    for spec in _REGISTRY.values():
-        if spec.custom_layers is not None:
-            spec.custom_layers()
-
-
-def load_file(path):
-    """Load a .keras file with Keras safe mode on, always.
-
-    Nothing inside the file decides how it is loaded: a file that holds a `Lambda` (or any
-    other serialized code) is refused with an EmorecError naming it, and its code never runs.
-    Our own layers (ViT's `ExtractToken`, vit-keras' blocks) are registered classes, not code
-    from the file."""
-    import zipfile
-    from pathlib import Path
-
-    import keras
-
-    from emorec import optimizers
-
-    path = Path(path)
-    if not path.is_file():
-        raise EmorecError(f"{path}: model file not found")
-    if not zipfile.is_zipfile(path):
-        raise EmorecError(f"{path}: not a Keras .keras archive")
-    optimizers.rectified_adam_class()   # registered, so compiled models load
-    register_custom_layers()
-    # Keras lets a process-wide `enable_unsafe_deserialization()` (any library may call it)
-    # override the argument; an explicit scope puts safe mode back for this load.
-    from keras.src.saving.serialization_lib import SafeModeScope
-
-    try:
-        with SafeModeScope(True):
-            return keras.models.load_model(path, safe_mode=True)
-    except ValueError as exc:
-        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
-            raise EmorecError(
-                f"{path}: refused: the model file holds serialized Python code (a Lambda layer), "
-                "which emorec never loads; rebuild the model from the model registry") from None
-        raise EmorecError(f"{path}: not a loadable Keras model ({str(exc)[:300]})") from None

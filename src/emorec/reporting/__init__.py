@@ -1,0 +1,1 @@
+"""Reporting: the paper's numbers, result tables and plots."""

@@ -1,0 +1,337 @@
+"""Training one (dataset, model, balance) configuration and logging it to MLflow.
+
+The best validation checkpoint is kept; every epoch's metrics, all params, the model
+(with signature and input example), the validation confusion matrix, the training-data
+fingerprint, the git commit and the DVC stage go to the MLflow run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emorec import files
+from emorec.data.preprocess import InputSpec, to_model_input
+from emorec.errors import EmorecError
+from emorec.models.optimizers import OPTIMIZERS
+
+# Keys of models.<name> that are not TrainConfig fields: the architecture, the grid limits
+# of the CPU scope, and (documentation only) the paper's own settings.
+MODEL_ONLY_KEYS = ("arch", "cpu", "paper")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    optimizer: str
+    learning_rate: float
+    monitor: str = "val_accuracy"
+    early_stopping_patience: int | None = None
+    reduce_lr_patience: int | None = None
+    reduce_lr_factor: float = 0.5
+    min_learning_rate: float = 1e-6
+    seed: int = 42
+    input_size: int | None = None
+    channels: int | None = None
+    online_augmentation: dict | None = None
+    lr_schedule: str | None = None
+    weights: str | None = None           # imagenet | null (scratch) | a file path
+    weights_fallback: str | None = None  # scratch: train from scratch when weights are unavailable
+    allow_download: bool = True          # fetch missing ImageNet weights (never at import time)
+    cache_features: bool = True          # frozen backbone + no online augmentation: features once
+    max_train_images: int | None = None  # seeded, class-stratified subsample (CPU budget)
+    mixed_precision: bool = False        # mixed_float16 (GPU runs)
+    jit_compile: str | bool = "auto"     # XLA; Keras' own default is "auto"
+    verbose: int = 2
+
+    @classmethod
+    def from_params(cls, train_params: dict, model_params: dict, seed: int,
+                    dataset: str | None = None, scope: str = "full") -> "TrainConfig":
+        """train.* settings, then the model's own, then (scope cpu) the model's `cpu:`
+        settings, then train.overrides.<dataset>."""
+        base = {k: v for k, v in train_params.items() if k != "overrides"}
+        overrides = (train_params.get("overrides") or {}).get(dataset) or {}
+        own = {k: v for k, v in model_params.items() if k not in MODEL_ONLY_KEYS}
+        cpu = {k: v for k, v in (model_params.get("cpu") or {}).items() if k != "cells"}
+        merged = {**base, **own, **(cpu if scope == "cpu" else {}), **overrides}
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise EmorecError(f"params.yaml: unknown training setting(s) {unknown}")
+        merged["seed"] = seed
+        cfg = cls(**merged)
+        if cfg.optimizer not in OPTIMIZERS:
+            raise EmorecError(f"params.yaml: unknown optimizer {cfg.optimizer!r}; use one of {OPTIMIZERS}")
+        if cfg.epochs < 1 or cfg.batch_size < 1:
+            raise EmorecError("params.yaml: epochs and batch_size must be at least 1")
+        if cfg.lr_schedule not in (None, "cosine"):
+            raise EmorecError(f"params.yaml: lr_schedule must be null or 'cosine', got {cfg.lr_schedule!r}")
+        if cfg.max_train_images is not None and cfg.max_train_images < 1:
+            raise EmorecError("params.yaml: max_train_images must be null or at least 1")
+        if cfg.lr_schedule and cfg.reduce_lr_patience:
+            raise EmorecError("params.yaml: lr_schedule: cosine and reduce_lr_patience both set; "
+                              "choose one (set reduce_lr_patience: null)")
+        return cfg
+
+
+def augmented_batches(images: np.ndarray, labels: np.ndarray, spec: InputSpec, batch_size: int,
+                      augmentation: dict, seed: int):
+    """A Keras PyDataset that re-shuffles and randomly warps every training image each epoch
+    (the on-the-fly side of Keras' ImageDataGenerator), backend-neutral and seeded."""
+    import keras
+
+    from emorec.data.augment import AugmentConfig, augment_image
+
+    cfg = AugmentConfig.from_params(augmentation)
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(images))
+
+        def __len__(self):
+            return int(np.ceil(len(images) / batch_size))
+
+        def __getitem__(self, index):
+            idx = self.order[index * batch_size:(index + 1) * batch_size]
+            batch = np.stack([augment_image(images[i], self.rng, cfg) for i in idx])
+            return to_model_input(batch, spec), labels[idx]
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(images))
+
+    return Batches()
+
+
+def make_optimizer(name: str, learning_rate, schedule: str | None = None, total_steps: int = 1):
+    from emorec.models import optimizers
+
+    return optimizers.make(name, learning_rate, schedule, total_steps)
+
+
+def subsample(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of a seeded, class-stratified subsample of at most `limit` items."""
+    if limit is None or limit >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n = max(1, int(round(limit * len(idx) / len(labels))))
+        keep.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def frozen_parts(model):
+    """(features, head) when the model is a frozen backbone + head, else None."""
+    names = {layer.name for layer in model.layers}
+    if not {"features", "head"} <= names:
+        return None
+    features = model.get_layer("features")
+    if features.trainable_weights:
+        return None
+    return features, model.get_layer("head")
+
+
+class _MlflowEpochLogger:
+    """Keras callback that sends each epoch's logs to the active MLflow run."""
+
+    def __new__(cls):
+        import keras
+
+        class Logger(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                import mlflow
+
+                clean = {k: float(v) for k, v in (logs or {}).items()
+                         if isinstance(v, (int, float, np.floating))}
+                lr = self.model.optimizer.learning_rate
+                clean["learning_rate"] = float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
+                mlflow.log_metrics(clean, step=epoch + 1)
+
+        return Logger()
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    run_id: str
+    val_metrics: dict
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    images_per_second: float
+
+
+def train(
+    *,
+    model_name: str,
+    arch: dict,
+    cfg: TrainConfig,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    classes: tuple[str, ...],
+    out_dir: Path,
+    curves_dir: Path,
+    run_name: str,
+    experiment_id: str,
+    log_params: dict,
+    tags: dict,
+) -> TrainResult:
+    import shutil
+    import tempfile
+
+    import keras
+    import mlflow
+
+    from emorec import models
+    from emorec.evaluation import metrics as evaluation
+    from emorec.models import weights
+    from emorec.reporting import plots
+
+    keras.utils.set_random_seed(cfg.seed)
+    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
+    keep = subsample(train_labels, cfg.max_train_images, cfg.seed)
+    train_images, train_labels = train_images[keep], train_labels[keep]
+    native = train_images.shape[1]
+    spec = InputSpec(size=cfg.input_size or native,
+                     channels=cfg.channels or models.input_channels(model_name, train_images.shape[-1]),
+                     classes=classes)
+    models.check_input(model_name, (spec.size, spec.size, spec.channels))
+    resolved = weights.resolve(model_name, cfg.weights, cfg.weights_fallback, cfg.allow_download)
+    if resolved.note:
+        print(f"{run_name}: {resolved.note}")
+    x_train = to_model_input(train_images, spec)
+    x_val = to_model_input(val_images, spec)
+    model = models.build(model_name, (spec.size, spec.size, spec.channels), len(classes),
+                         weights=resolved, **arch)
+    frozen = frozen_parts(model)
+    cached = bool(frozen and cfg.cache_features and not cfg.online_augmentation)
+
+    work = Path(tempfile.mkdtemp(prefix=f"emorec-{run_name}-"))
+    best_weights = work / "best.weights.h5"
+    history_tmp = work / "history.csv"
+    mode = "min" if "loss" in cfg.monitor else "max"
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(best_weights), monitor=cfg.monitor, mode=mode,
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.CSVLogger(str(history_tmp)),
+        _MlflowEpochLogger(),
+    ]
+    if cfg.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=cfg.monitor, mode=mode,
+                                                       patience=cfg.early_stopping_patience))
+    if cfg.reduce_lr_patience:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=cfg.monitor, mode=mode, patience=cfg.reduce_lr_patience,
+            factor=cfg.reduce_lr_factor, min_lr=cfg.min_learning_rate))
+
+    fingerprint = files.fingerprint_arrays(train_images, train_labels)
+    curves_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in log_params.items()})
+            mlflow.log_params({"weights_used": resolved.label, "features_cached": cached,
+                               "n_train_used": len(train_labels), "params_total": model.count_params()})
+            mlflow.set_tags({**tags, "weights": resolved.label, "train_data_fingerprint": fingerprint,
+                             "input_spec": str(spec.to_dict())})
+            start = time.time()
+            history = _fit(model, frozen if cached else None, cfg, x_train, train_labels, x_val,
+                           val_labels, train_images, spec, callbacks)
+            seconds = time.time() - start
+            trained = frozen[1] if cached else model
+            trained.load_weights(str(best_weights))
+            monitored = history.history.get(cfg.monitor, [])
+            best_epoch = int(np.argmin(monitored) if mode == "min" else np.argmax(monitored)) + 1
+            epochs_run = len(history.history.get("loss", []))
+
+            probs = model.predict(x_val, batch_size=256, verbose=0)
+            val_metrics = evaluation.compute_metrics(val_labels, probs.argmax(1), classes)
+            mlflow.log_metrics({"val_accuracy_best": val_metrics["accuracy"],
+                                "val_macro_f1": val_metrics["macro_f1"],
+                                "best_epoch": best_epoch, "epochs_run": epochs_run,
+                                "train_seconds": seconds,
+                                "train_images_per_second": len(x_train) * epochs_run / seconds})
+
+            evaluation.plot_confusion(val_metrics["confusion"], classes,
+                                      curves_dir / "val_confusion.png", normalize=True,
+                                      title=f"{run_name}: validation (row-normalized)")
+            plots.training_curves(history.history, curves_dir / "curves.png", run_name)
+            os.replace(history_tmp, curves_dir / "history.csv")
+            mlflow.log_artifacts(str(curves_dir), artifact_path="training")
+
+            from mlflow.models import infer_signature
+
+            from emorec.experiments.tracking import log_keras_model
+
+            example = x_val[:2]
+            logged = log_keras_model(model, infer_signature(example, probs[:2]), example)
+            mlflow.log_dict(spec.to_dict(), "preprocessing.json")
+
+            with files.atomic_path(out_dir) as tmp_dir:
+                tmp_dir.mkdir(parents=True)
+                model.save(tmp_dir / "model.keras")
+                files.write_json(tmp_dir / "run.json", {
+                    "run_id": run.info.run_id,
+                    "model_uri": logged.model_uri,
+                    "experiment_id": experiment_id,
+                    "model": model_name,
+                    "input_spec": spec.to_dict(),
+                    "weights": resolved.label,
+                    "weights_note": resolved.note,
+                    "features_cached": cached,
+                    "params_total": int(model.count_params()),
+                    "train_data_fingerprint": fingerprint,
+                    "val_metrics": {k: val_metrics[k] for k in ("accuracy", "macro_f1", "n")},
+                    "best_epoch": best_epoch,
+                    "epochs": cfg.epochs,
+                    "epochs_run": epochs_run,
+                    "train_seconds": round(seconds, 1),
+                    "n_train": int(len(x_train)),
+                    "max_train_images": cfg.max_train_images,
+                    "mixed_precision": cfg.mixed_precision,
+                })
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        keras.mixed_precision.set_global_policy("float32")
+    return TrainResult(out_dir / "model.keras", run.info.run_id, val_metrics, epochs_run,
+                       best_epoch, seconds, len(x_train) * epochs_run / max(seconds, 1e-9))
+
+
+def compile_for(model, cfg: TrainConfig, n_train: int) -> None:
+    steps = int(np.ceil(n_train / cfg.batch_size)) * cfg.epochs
+    model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate, cfg.lr_schedule, steps),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=cfg.jit_compile)
+
+
+def _fit(model, frozen, cfg: TrainConfig, x_train, y_train, x_val, y_val, train_images, spec,
+         callbacks):
+    """Fit end to end, or - for a frozen backbone without online augmentation - compute the
+    backbone's features once and fit only the head on them."""
+    if frozen is not None:
+        features, head = frozen
+        print(f"frozen backbone: computing features once for {len(x_train)} + {len(x_val)} images")
+        f_train = features.predict(x_train, batch_size=256, verbose=cfg.verbose and 1)
+        f_val = features.predict(x_val, batch_size=256, verbose=0)
+        compile_for(head, cfg, len(f_train))
+        return head.fit(f_train, y_train, validation_data=(f_val, y_val), epochs=cfg.epochs,
+                        batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
+                        verbose=cfg.verbose)
+    compile_for(model, cfg, len(x_train))
+    if cfg.online_augmentation:
+        data = augmented_batches(train_images, y_train, spec, cfg.batch_size,
+                                 cfg.online_augmentation, cfg.seed)
+        return model.fit(data, validation_data=(x_val, y_val), epochs=cfg.epochs,
+                         callbacks=callbacks, verbose=cfg.verbose)
+    return model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=cfg.epochs,
+                     batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
+                     verbose=cfg.verbose)

@@ -1,0 +1,114 @@
+"""Repeated training studies: stratified k-fold cross-validation (the paper's 5-fold run of
+its custom MobileNet) and N seeds of one configuration (mean +- std instead of one draw).
+
+Each fold or seed is an ordinary training run (emorec.training.fit.train) tagged as a child
+of one MLflow parent run (`mlflow.parentRunId`, which is how MLflow nests runs), so the
+UI shows them grouped. A fold's model picks its best epoch on an inner validation split
+carved from the fold's training part, and is scored on the held-out fold it never saw.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emorec import grid
+from emorec.config import section
+from emorec.errors import EmorecError
+
+
+def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """k disjoint index arrays covering every item, each with the class mix of the whole."""
+    if k < 2:
+        raise EmorecError(f"params.yaml: crossval.folds must be at least 2, got {k}")
+    counts = np.bincount(labels)
+    if counts[counts > 0].min() < k:
+        raise EmorecError(f"crossval: a class has fewer than {k} images; lower crossval.folds")
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    offset = 0
+    for c in np.flatnonzero(counts):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        for j, i in enumerate(idx):
+            folds[(j + offset) % k].append(int(i))
+        offset += len(idx)   # rotate, so no fold collects every class's remainder
+    return [np.sort(np.array(f)) for f in folds]
+
+
+def inner_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: a stratified `fraction` held out for checkpointing."""
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        val.extend(idx[: max(1, int(round(len(idx) * fraction)))])
+    val = np.sort(np.array(val, dtype=int))
+    return np.setdiff1d(np.arange(len(labels)), val), val
+
+
+@dataclass
+class Summary:
+    values: list[dict]
+
+    def mean_std(self, key: str) -> tuple[float, float]:
+        xs = np.array([v[key] for v in self.values], dtype=float)
+        return float(xs.mean()), float(xs.std(ddof=1)) if len(xs) > 1 else 0.0
+
+    def to_dict(self) -> dict:
+        out = {"n": len(self.values), "runs": self.values}
+        for key in ("accuracy", "macro_f1"):
+            m, s = self.mean_std(key)
+            out[key] = {"mean": m, "std": s}
+        return out
+
+
+def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_score, y_score,
+                    classes, run_name, experiment_id, log_params, tags) -> dict:
+    """One child run: train with (x_val) for checkpointing, score on (x_score)."""
+    import mlflow
+
+    from emorec.data.preprocess import InputSpec, to_model_input
+    from emorec.evaluation import metrics as evaluation
+    from emorec.models.loading import load_model
+    from emorec.training import fit as training
+
+    with tempfile.TemporaryDirectory(prefix="emorec-study-") as tmp:
+        result = training.train(
+            model_name=model_name, arch=arch, cfg=cfg, train_images=x_fit, train_labels=y_fit,
+            val_images=x_val, val_labels=y_val, classes=classes, out_dir=Path(tmp) / "model",
+            curves_dir=Path(tmp) / "curves", run_name=run_name, experiment_id=experiment_id,
+            log_params=log_params, tags=tags)
+        model, meta = load_model(Path(tmp) / "model")
+        spec = InputSpec.from_dict(meta["input_spec"])
+        pred = model.predict(to_model_input(x_score, spec), batch_size=256, verbose=0).argmax(1)
+    metrics = evaluation.compute_metrics(y_score, pred, classes)
+    with mlflow.start_run(run_id=result.run_id):
+        mlflow.log_metrics({"score_accuracy": metrics["accuracy"], "score_macro_f1": metrics["macro_f1"]})
+    return {"run_id": result.run_id, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+            "n": metrics["n"], "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "seconds": round(result.seconds, 1)}
+
+
+def study_config(params: dict, dataset: str, model: str, seed: int, extra: dict | None = None):
+    """The grid's training config for `model` on `dataset`, with a study's own overrides."""
+    from emorec.training import fit as training
+
+    model_params = dict(section(params, "models", model))
+    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset,
+                                           grid.profile(params))
+    for key, value in (extra or {}).items():
+        setattr(cfg, key, value)
+    return cfg, dict(model_params.get("arch") or {})
+
+
+def study_parent(experiment_id: str, name: str, params_to_log: dict, tags: dict) -> str:
+    """The MLflow parent run that groups a study's folds or seeds."""
+    import mlflow
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as parent:
+        mlflow.log_params({k: str(v)[:500] for k, v in params_to_log.items()})
+        mlflow.set_tags(tags)
+    return parent.info.run_id
