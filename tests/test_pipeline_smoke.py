@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,9 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     assert dvc, "dvc must be installed (pip install -e .)"
     work = tmp_path / "repo"
     params = sandbox.create(REPO, work, SHARED)
-    env = sandbox.clean_env()
+    env = sandbox.clean_env(work)
+    stages = _sh([dvc, "stage", "list"], work, env).stdout
+    assert "train@fer2013-cnn-plain" in stages and "rafdb-" not in stages  # only runs that train
 
     _sh([dvc, "repro"], work, env)
     trained = [f"{d}/{m}-{b}" for d in params["grid"]["datasets"] for m in params["grid"]["models"]
@@ -47,7 +50,7 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
         assert (work / rel).exists(), rel
     registry = json.loads((work / "reports" / "registry" / "fer2013.json").read_text())
     assert registry["promoted"] and registry["reason"] == "no champion yet"
-    assert "skipped" in json.loads((work / "reports" / "registry" / "rafdb.json").read_text())
+    assert "**Needs the rafdb data**" in (work / "reports" / "results.md").read_text()
     again = _sh([dvc, "repro"], work, env)
     assert "Data and pipelines are up to date" in again.stdout
     shown = _sh([dvc, "metrics", "show", "--json"], work, env)
@@ -61,3 +64,45 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     assert runs == len(trained) + 3 + 2 and models == len(trained) + 2 + 1
     weights = json.loads((work / "models" / "fer2013" / "custom_mobilenet-plain" / "run.json").read_text())
     assert weights["weights"] == "scratch" and "mobilenet_1_0_224_tf_no_top.h5" in weights["weights_note"]
+
+
+TOY_MODEL = '''"""A toy architecture, added by a test as a user would: this module plus a params block."""
+
+from emorec.models import ModelSpec, register
+from emorec.models.parts import softmax_output
+
+
+def build(input_shape, num_classes, units=8):
+    import keras
+
+    inputs = keras.Input(input_shape)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(units, 3, activation="relu")(inputs))
+    return keras.Model(inputs, softmax_output(x, num_classes), name="toy")
+
+
+register(ModelSpec("toy", build, min_input_size=8, description="a toy test model"))
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@needs_shared()
+def test_a_new_model_is_its_module_plus_a_params_block(tmp_path):
+    dvc = shutil.which("dvc")
+    work = tmp_path / "repo"
+
+    def add_toy(params, folder):
+        (folder / "src" / "emorec" / "models" / "toy.py").write_text(TOY_MODEL)
+        params["models"]["toy"] = {"optimizer": "adam", "learning_rate": 0.01, "arch": {"units": 4}}
+        params["grid"].update({"datasets": ["fer2013"], "models": ["toy"], "balance": ["plain"]})
+
+    sandbox.create(REPO, work, SHARED, per_class=20, edit=add_toy)
+    changed = sorted(rel for rel in sandbox.project_files(work)
+                     if not (REPO / rel).is_file() or (REPO / rel).read_bytes() != (work / rel).read_bytes())
+    assert changed == ["grid.yaml", "params.yaml", "src/emorec/models/toy.py"], changed
+    env = sandbox.clean_env(work)
+    _sh([dvc, "repro", "evaluate@fer2013-toy-plain"], work, env)
+    metrics = json.loads((work / "metrics" / "fer2013-toy-plain.json").read_text())
+    assert 0 <= metrics["test"]["accuracy"] <= 1
+    listed = _sh([sys.executable, "-m", "emorec.cli", "models"], work, env).stdout
+    assert "toy: a toy test model" in listed

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -54,7 +55,7 @@ def tiny_params(params: dict, shared: Path, per_class: int = 30) -> dict:
             params["models"][name]["allow_download"] = False   # offline: the scratch fallback
     params["crossval"].update({"folds": 2, "epochs": 1, "max_images": 60})
     params["seeds"]["values"] = [params["seed"], 7]
-    params["seeds"]["runs"] = ["fer2013/cnn/plain"]
+    params["seeds"].update({"dataset": "fer2013", "model": "cnn", "balance": "plain"})
     params["explain"]["per_class"] = 1
     params["train"]["overrides"] = {}
     params["export"].update({"parity_images": 100, "latency_runs": 5,
@@ -64,9 +65,13 @@ def tiny_params(params: dict, shared: Path, per_class: int = 30) -> dict:
     return params
 
 
-def clean_env() -> dict:
-    """The caller's environment without MLflow/DVC/emorec settings, plus a git identity."""
+def clean_env(work: Path | None = None) -> dict:
+    """The caller's environment without MLflow/DVC/emorec settings, plus a git identity.
+    With `work`, the copy's own `src/` comes first on PYTHONPATH, so its stages run the
+    copied code (what its dvc.lock hashes), not the installed checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "EMOREC_"))}
+    if work is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(work / "src"), *filter(None, [env.get("PYTHONPATH")])])
     return {**env, **GIT_IDENTITY}
 
 
@@ -76,9 +81,11 @@ def git(args: list[str], work: Path, env: dict) -> None:
         raise RuntimeError(f"git {' '.join(args)} failed in {work}: {result.stderr[-2000:]}")
 
 
-def create(repo: Path, work: Path, shared: Path, per_class: int = 30) -> dict:
-    """Copy the project's files into `work`, drop generated results, write the tiny params and
-    commit it all in a new git repository. Returns the params written."""
+def create(repo: Path, work: Path, shared: Path, per_class: int = 30,
+           edit=None) -> dict:
+    """Copy the project's files into `work`, drop generated results, write the tiny params
+    (after `edit(params, work)`, if given) and the grid of runs they name, and commit it all
+    in a new git repository. Returns the params written."""
     for rel in project_files(repo):
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo / rel, work / rel)
@@ -89,8 +96,14 @@ def create(repo: Path, work: Path, shared: Path, per_class: int = 30) -> dict:
         else:
             path.unlink(missing_ok=True)
     params = tiny_params(yaml.safe_load((work / "params.yaml").read_text()), shared, per_class)
+    if edit is not None:
+        edit(params, work)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = clean_env()
+    env = clean_env(work)
+    result = subprocess.run([sys.executable, "-m", "emorec.cli", "grid", "--write"], cwd=work,
+                            capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"emorec grid --write failed in {work}: {result.stderr[-2000:]}")
     git(["init", "-q"], work, env)
     git(["add", "-A"], work, env)
     git(["commit", "-qm", "sandbox"], work, env)
