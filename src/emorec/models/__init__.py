@@ -65,7 +65,7 @@ def check_input(name: str, input_shape: tuple[int, int, int]) -> None:
 
 
 def build(name: str, input_shape: tuple[int, int, int], num_classes: int, weights=None, **arch):
-    """Build an uncompiled Keras model. `weights` is an emorec.weights.ResolvedWeights or
+    """Build an uncompiled Keras model. `weights` is an emorec.models.weights.ResolvedWeights or
     None (scratch)."""
     spec = get(name)
     check_input(name, input_shape)
