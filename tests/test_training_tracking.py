@@ -100,7 +100,7 @@ def test_optional_flag_does_not_hide_a_missing_required_dataset(tiny_project):
     from emorec.errors import DataNotFoundError
 
     root, params = tiny_project
-    params["fetch"]["fer2013"]["path"] = str(root / "nowhere.zip")
+    params["fetch"]["fer2013"].update({"path": None, "search": [], "env_var": "EMOREC_TEST_NO_SUCH_VAR"})
     with pytest.raises(DataNotFoundError):
         fetch.run("fer2013", params, root)
 

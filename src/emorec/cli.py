@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,6 +21,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Facial emotion recognition pipeline (DVC stages, MLflow tracking). "
                     "Each subcommand runs one pipeline stage with the settings in params.yaml; "
                     "`dvc repro` runs them all in order.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's and absl's start-up logs (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("fetch", help="find a dataset, verify it, write its normalized cache")
     p.add_argument("dataset")
@@ -77,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="models:/emorec-<dataset>@champion (default), a .keras file, or an "
                    ".onnx/.tflite export with preprocessing.json beside it")
     p.add_argument("--detector", choices=DETECTORS.available())
+    p.add_argument("--min-face", type=int, help="smaller faces (pixels, short side) are not classified")
     p.add_argument("--out", help="output folder (default: infer.out_dir)")
     p.add_argument("--detect-every", type=int, help="run the detector every N frames, track in between")
     p.add_argument("--ema", type=float, help="smoothing of class probabilities per track, 0 = none")
@@ -93,6 +97,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list of {name, dataset, model, balance}")
     p.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                    help="a params override, as `dvc exp run -S` takes it (repeatable)")
+    p = sub.add_parser("quickstart", help="train a small model on a FER2013 subset and run it on a photo "
+                       "and a video, in minutes, into a scratch folder",
+                       description="A first run in about 4 minutes on 2 CPU cores: a slim CNN trained on a "
+                                   "capped FER2013 subset, scored on its test faces, then run on a photo and "
+                                   "a video. Writes only under --out (its own MLflow store); the committed "
+                                   "results are never touched.")
+    p.add_argument("--out", help="scratch folder (default: runs/quickstart in the project)")
+    p.add_argument("--per-class", type=int, default=600, help="faces per class and split (default 600)")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    p.add_argument("--photo", help="a photo to run on (default: a WIDER FACE photo in ../shared)")
+    p.add_argument("--video", help="a video to run on (default: the webcam video in ../shared)")
     sub.add_parser("models", help="list the registered model architectures")
     sub.add_parser("datasets", help="list the dataset adapters")
     return parser
@@ -102,8 +117,13 @@ def _registry_command(args) -> None:
     from emorec.config import load_params, project_root
     from emorec.experiments import registry, tracking
 
-    root = project_root()
-    tracking.configure(root, load_params()["mlflow"]["experiment"])
+    root, params = project_root(), load_params()
+    known = sorted(set(params.get("grid", {}).get("datasets", [])) | set(params.get("fetch", {})))
+    if args.dataset not in known:
+        raise EmorecError(f"--dataset {args.dataset!r} is not a dataset of this project; known: {', '.join(known)}")
+    if args.action == "promote" and not str(args.version).isdigit():
+        raise EmorecError(f"VERSION must be a version number (see `emorec registry list`), got {args.version!r}")
+    tracking.configure(root, params["mlflow"]["experiment"])
     name = registry.model_name(args.dataset)
     if args.action == "list":
         rows = registry.list_versions(name)
@@ -115,7 +135,6 @@ def _registry_command(args) -> None:
                   f"weights {r['weights'] or '?':<8} {r['note']}")
     elif args.action == "promote":
         with registry.registry_lock(registry.lock_file_for(root)):
-            registry._client().get_model_version(name, args.version)
             registry.promote(name, args.version, "promoted by hand (emorec registry promote)")
         print(f"{name}: v{args.version} is now the champion")
     else:
@@ -145,11 +164,32 @@ def _grid_command(args) -> None:
         print(f"# {dataset}: no runs, {why}", file=sys.stderr)
 
 
+INFER_FLAGS = {"detect_every": "--detect-every", "ema": "--ema", "margin": "--margin",
+               "max_frames": "--max-frames", "model": "--model", "detector": "--detector", "out": "--out",
+               "min_face": "--min-face"}
+QUIET_COMMANDS = {"train", "evaluate", "infer", "register", "export", "crossval", "seeds",
+                  "cross_dataset", "explain", "detectors", "quickstart"}
+
+
+def _here(path: str | None) -> str | None:
+    """A path the user typed, relative to where they stand (not the project root)."""
+    if path is None or path.isdigit() or path.startswith(("models:/", "runs:/")):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "infer":
+    if args.command in ("infer", "quickstart"):
         # retina-face builds its model with tf.keras; this must precede the first TensorFlow import
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from emorec import console
+
+    if args.command in QUIET_COMMANDS and not args.verbose:
+        if args.command in ("infer", "quickstart"):   # options are checked first, TF loads later
+            os.environ[console.QUIET_VAR] = "1"
+        else:
+            console.quiet_tensorflow()
     import importlib
 
     def stage(name: str):
@@ -172,17 +212,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in ("report", "crossval", "seeds", "cross_dataset", "explain"):
             stage(args.command)()
         elif args.command == "infer":
-            stage("infer")(args.source, args.model, args.detector, args.out, overrides={
+            typed = {k for k in INFER_FLAGS if getattr(args, k, None) is not None}
+            stage("infer")(_here(args.source), _here(args.model), args.detector, _here(args.out), overrides={
                 "detect_every": args.detect_every, "ema": args.ema, "margin": args.margin,
-                "align": args.align, "max_frames": args.max_frames, "show": args.show})
+                "align": args.align, "max_frames": args.max_frames, "show": args.show,
+                "min_face": args.min_face},
+                flags={k: v for k, v in INFER_FLAGS.items() if k in typed})
         elif args.command in ("register", "export"):
             stage(args.command)(args.dataset)
         elif args.command == "grid":
             _grid_command(args)
+        elif args.command == "quickstart":
+            from emorec import quickstart
+            from emorec.config import project_root
+
+            console.quiet_if_asked()
+            root = project_root()
+            quickstart.run(root, Path(_here(args.out) or root / "runs" / "quickstart"), args.per_class, args.epochs,
+                           _here(args.photo), _here(args.video))
         elif args.command == "registry":
             _registry_command(args)
     except EmorecError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if type(exc).__name__ != "MlflowException":
+            raise
+        print(f"error: MLflow: {str(exc).splitlines()[0][:500]}", file=sys.stderr)
         return 2
     return 0
 

@@ -48,6 +48,11 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
@@ -65,6 +70,25 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
+
+
+def sha256_setting(value, where: str) -> str | None:
+    """A configured sha256 as 64 lower-case hex characters, or None when unset.
+
+    YAML reads an unquoted all-digit hash as an integer (losing leading zeros, and 0 for
+    all zeros), so anything that is not exactly 64 hex characters stops with a message
+    instead of skipping or crashing the check."""
+    import re
+
+    from emorec.errors import EmorecError
+
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower() if not isinstance(value, bool) else ""
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        hint = " (YAML read it as a number: quote it)" if isinstance(value, (int, float)) else ""
+        raise EmorecError(f"{where}: sha256 must be 64 hexadecimal characters, got {value!r}{hint}")
+    return text
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

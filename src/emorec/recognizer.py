@@ -53,7 +53,8 @@ class EmotionRecognizer:
 
     def __init__(self, model: str = DEFAULT_MODEL, detector: str = "yunet", *,
                  detector_settings: dict | None = None, margin: float = 0.15, align: bool = False,
-                 min_face: int = 20, threads: int | None = 1, root: Path | str | None = None):
+                 min_face: int = 20, threads: int | None = 1, root: Path | str | None = None,
+                 max_detect_side: int = 1920):
         self.root = Path(root) if root is not None else project_root()
         params = _project_params(self.root)
         if detector_settings is None:
@@ -68,15 +69,18 @@ class EmotionRecognizer:
         self.model = model
         self.classifier = Classifier(model, self.root, threads)
         self.margin, self.align, self.min_face = margin, align, min_face
+        self.max_detect_side = max_detect_side
 
     @classmethod
     def from_parts(cls, detector, classifier, *, margin: float = 0.15, align: bool = False,
-                   min_face: int = 20, detector_name: str = "custom", model: str = "custom"):
+                   min_face: int = 20, detector_name: str = "custom", model: str = "custom",
+                   max_detect_side: int = 1920):
         """A recognizer around a detector (`.detect(bgr) -> [Face]`) and a classifier
         (`.classes`, `.predict_faces(rgb crops) -> probabilities`) built elsewhere."""
         rec = cls.__new__(cls)
         rec.root, rec.detector_name, rec.detector, rec.model = None, detector_name, detector, model
         rec.classifier, rec.margin, rec.align, rec.min_face = classifier, margin, align, min_face
+        rec.max_detect_side = max_detect_side
         return rec
 
     @classmethod
@@ -88,7 +92,8 @@ class EmotionRecognizer:
         return cls(model or cfg["model"], name,
                    detector_settings=dict((params.get("detectors") or {}).get(name) or {}),
                    margin=cfg.get("margin", 0.15), align=bool(cfg.get("align", False)),
-                   min_face=cfg.get("min_face", 20), threads=cfg.get("classifier_threads", 1), root=root)
+                   min_face=cfg.get("min_face", 20), threads=cfg.get("classifier_threads", 1), root=root,
+                   max_detect_side=cfg.get("max_detect_side", 1920))
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -96,8 +101,19 @@ class EmotionRecognizer:
 
     # -- the steps, for loops that time them -------------------------------------------
     def detect(self, image_bgr: np.ndarray) -> list[detectors.Face]:
-        """Faces at least `min_face` pixels on their short side."""
-        return [f for f in self.detector.detect(image_bgr) if f.size >= self.min_face]
+        """Faces at least `min_face` pixels on their short side. An image whose long side is
+        over `max_detect_side` is searched at that size (a 48-megapixel photo would take
+        seconds and gigabytes), and the boxes are mapped back to the original pixels."""
+        h, w = image_bgr.shape[:2]
+        scale = min(1.0, self.max_detect_side / max(h, w)) if self.max_detect_side else 1.0
+        if scale < 1.0:
+            small = cv2.resize(image_bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA)
+            found = [detectors.Face(f.box / scale, f.score, None if f.landmarks is None else f.landmarks / scale)
+                     for f in self.detector.detect(small)]
+        else:
+            found = self.detector.detect(image_bgr)
+        return [f for f in found if f.size >= self.min_face]
 
     def crops(self, image_bgr: np.ndarray, faces: list) -> tuple[list[np.ndarray], list]:
         """RGB crops of the faces (with margin, eyes levelled if `align`), and the faces kept."""

@@ -14,11 +14,32 @@ def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').as_posix()}"
 
 
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """A tracking server that does not answer is reported within `timeout` seconds, not
+    after MLflow's minutes of retries."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    from emorec.errors import EmorecError
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return   # it answered
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise EmorecError(f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) is unreachable ({reason}); "
+                          "start it, correct the variable, or unset it to use ./mlflow.db") from None
+
+
 def configure(root: Path, experiment: str) -> str:
     """Point MLflow at the store and make sure the experiment exists; return its id."""
     import mlflow
 
     uri = tracking_uri(root)
+    check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is not None:

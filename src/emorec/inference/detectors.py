@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from emorec.errors import EmorecError
-from emorec.files import atomic_path, sha256_file
+from emorec.files import atomic_path, sha256_file, sha256_setting
 from emorec.registries import Registry
 
 # A detector is a Detector subclass with a `name`, registered where it is defined.
@@ -45,6 +45,7 @@ def resolve_weights(path: str | os.PathLike | None, what: str, url: str | None =
                     sha256: str | None = None, allow_download: bool = False,
                     root: Path | None = None) -> Path:
     """The weights file at `path`, verified; downloaded first only when allowed."""
+    sha256 = sha256_setting(sha256, f"params.yaml detectors.{what}.sha256")
     if not path:
         raise WeightsError(f"{what}: no weights path configured in params.yaml")
     p = Path(os.path.expanduser(str(path)))

@@ -54,6 +54,7 @@ def run(source: Source, recognizer, cfg: InferConfig, out_dir: Path, progress: b
     start_all = time.perf_counter()
     bar = tqdm(total=source.total, unit="frame", disable=not progress, desc="infer")
     frames = Prefetch(source.frames) if cfg.threaded_io else _Inline(source.frames)
+    interrupted = False
     try:
         while True:
             if cfg.max_frames is not None and counts["frames"] >= cfg.max_frames:
@@ -112,6 +113,8 @@ def run(source: Source, recognizer, cfg: InferConfig, out_dir: Path, progress: b
             for stage, (a, b) in {"detect": (t0, t1), "preprocess": (t1, t2), "classify": (t2, t3),
                                   "draw": (t3, t4), "encode": (t4, t5)}.items():
                 timings[stage] += b - a
+    except KeyboardInterrupt:   # Ctrl-C (or SIGTERM, see stages.infer): stop and write what we have
+        interrupted = True
     finally:
         bar.close()
         records.close()
@@ -135,7 +138,7 @@ def run(source: Source, recognizer, cfg: InferConfig, out_dir: Path, progress: b
                        "mean_probabilities": {c: round(float(v), 4) for c, v in
                                               zip(classes, np.mean([p for _, p in t.timeline], axis=0))}}
                       for t in tracks if t.hits >= cfg.min_track_frames],
-        "classes": list(classes),
+        "classes": list(classes), "interrupted": interrupted,
     }
     timeline_figure(tracks, classes, source.fps, work / "timeline.png", cfg.min_track_frames)
     per_track = work / "timelines"

@@ -18,7 +18,7 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
     cfg = section(params, "fetch", dataset)
     target = paths.cache(dataset)
     try:
-        result = fetch(dataset, cfg, paths.root, paths.downloads())
+        result = fetch(dataset, cfg, paths.root, paths.downloads(), params.get("limits"))
     except DataNotFoundError as exc:
         if not cfg.get("optional"):
             raise

@@ -57,7 +57,7 @@ class FetchResult:
     found_via: str
 
 
-def fetch(name: str, cfg: dict, root: Path, download_dir: Path) -> FetchResult:
+def fetch(name: str, cfg: dict, root: Path, download_dir: Path, limits: dict | None = None) -> FetchResult:
     """Find dataset `name` per its fetch params, verify it and load it."""
     mod = adapter(cfg.get("adapter", name))
     slug = cfg.get("kaggle_dataset") or getattr(mod, "KAGGLE_SLUG", None)
@@ -72,7 +72,7 @@ def fetch(name: str, cfg: dict, root: Path, download_dir: Path) -> FetchResult:
         downloader=downloader,
         root=root,
     )
-    verify_sha256(path, cfg.get("sha256"))
-    cache = mod.load(path, {**cfg, "name": name})
+    verify_sha256(path, cfg.get("sha256"), f"params.yaml fetch.{name}.sha256")
+    cache = mod.load(path, {**cfg, "name": name, "limits": limits})
     cache.meta["found_via"] = found_via
     return FetchResult(cache, path, found_via)

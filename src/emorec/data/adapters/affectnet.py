@@ -66,7 +66,7 @@ def load(path: Path, cfg: dict | None = None) -> DatasetCache:
     cfg = cfg or {}
     size, channels = image_spec(cfg)
     keep = classes(cfg)
-    with ArchiveReader(path) as archive:
+    with ArchiveReader(path, (cfg or {}).get("limits")) as archive:
         names = archive.names()
         csvs = [n for n in names if n.rsplit("/", 1)[-1].lower() in CSV_SPLITS]
         if csvs:

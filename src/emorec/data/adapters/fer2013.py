@@ -76,7 +76,7 @@ def load(path: Path, cfg: dict | None = None) -> DatasetCache:
         except (OSError, EOFError, UnicodeDecodeError) as exc:
             raise DataFormatError(f"{path}: cannot read CSV ({exc})") from exc
     else:
-        with ArchiveReader(path) as archive:
+        with ArchiveReader(path, (cfg or {}).get("limits")) as archive:
             names = archive.names()
             csvs = [n for n in names if n.lower().endswith("fer2013.csv")]
             if any(_IMAGE_RE.search(n) for n in names):
@@ -147,6 +147,19 @@ def _usage_key(usage: str) -> str:
     raise KeyError(usage)
 
 
+def _rows(reader, where: str):
+    """The CSV's rows; a malformed one (a stray quote runs a field on for megabytes) is named."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataFormatError(f"{where}, line {reader.line_num}: malformed CSV ({exc}); "
+                                  "an unbalanced quote character?") from None
+        yield row
+
+
 def _load_csv(fh, where: str, max_per_class: int | None) -> DatasetCache:
     reader = csv.reader(fh)
     try:
@@ -161,7 +174,7 @@ def _load_csv(fh, where: str, max_per_class: int | None) -> DatasetCache:
     n_pixels = IMAGE_SIZE * IMAGE_SIZE
     images, labels, splits, ids = [], [], [], []
     taken: dict[tuple[str, int], int] = defaultdict(int)
-    for line_no, row in enumerate(tqdm(reader, desc="parse fer2013.csv", unit="row",
+    for line_no, row in enumerate(tqdm(_rows(reader, where), desc="parse fer2013.csv", unit="row",
                                        mininterval=2), start=2):
         if not row or all(not c.strip() for c in row):
             continue

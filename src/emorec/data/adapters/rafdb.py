@@ -84,7 +84,7 @@ def parse_label_file(lines, where: str) -> list[tuple[str, str, str]]:
 def load(path: Path, cfg: dict | None = None) -> DatasetCache:
     cfg = cfg or {}
     size, channels = image_spec(cfg)
-    with ArchiveReader(path) as archive:
+    with ArchiveReader(path, (cfg or {}).get("limits")) as archive:
         names = archive.names()
         label_files = [n for n in names if n.endswith(LABEL_FILE) or n == LABEL_FILE.split("/")[-1]]
         if label_files:

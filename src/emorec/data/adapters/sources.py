@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
 from emorec import files
-from emorec.errors import DataFormatError, DataNotFoundError
+from emorec.errors import DataFormatError, DataNotFoundError, EmorecError
 
 
 @dataclass
@@ -35,21 +35,27 @@ def check_member_name(name: str, archive: str | os.PathLike) -> str:
     return posixpath.normpath(name.replace("\\", "/"))
 
 
+DEFAULT_LIMITS = {"max_member_mb": 512, "max_compression_ratio": 100}
+
+
 class ArchiveReader:
     """Uniform, safe, in-memory access to a zip, a tar(.gz) or a folder.
 
-    Member names are checked before anything is read; nothing is written to disk.
+    Member names are checked before anything is read; nothing is written to disk. A member
+    larger than `limits.max_member_mb`, or (zip) packed more than `max_compression_ratio`
+    times smaller than it unpacks, is refused before a byte of it is read.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, limits: dict | None = None):
         self.path = Path(path)
+        limits = {**DEFAULT_LIMITS, **(limits or {})}
+        self.max_bytes = int(float(limits["max_member_mb"]) * 1024 * 1024)
+        self.max_ratio = float(limits["max_compression_ratio"])
         self._zip: zipfile.ZipFile | None = None
         self._tar: tarfile.TarFile | None = None
         try:
             if self.path.is_dir():
-                self._names = sorted(
-                    p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
-                )
+                self._names = sorted(p.relative_to(self.path).as_posix() for p in self._folder_files())
             elif zipfile.is_zipfile(self.path):
                 self._zip = zipfile.ZipFile(self.path)
                 self._names = [check_member_name(i.filename, self.path)
@@ -70,11 +76,43 @@ class ArchiveReader:
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
             raise DataFormatError(f"{self.path}: cannot read archive ({exc})") from exc
 
+    def _folder_files(self) -> list[Path]:
+        """Files of a folder layout; a link that resolves outside the folder is refused,
+        as archives refuse link members."""
+        top = self.path.resolve()
+        found = []
+        for p in self.path.rglob("*"):
+            if p.is_symlink():
+                target = p.resolve()
+                if target != top and top not in target.parents:
+                    raise DataFormatError(f"{self.path}: refusing link {p.relative_to(self.path)} -> "
+                                          f"{target}, which leaves the dataset folder")
+            if p.is_file():
+                found.append(p)
+        return found
+
     def names(self) -> list[str]:
         return list(self._names)
 
+    def _check_size(self, name: str) -> None:
+        if self._zip is not None:
+            info = self._zip.getinfo(self._zip_names[name])
+            size, packed = info.file_size, info.compress_size
+        elif self._tar is not None:
+            size, packed = self._tar_members[name].size, None
+        else:
+            size, packed = (self.path / name).stat().st_size, None
+        if size > self.max_bytes:
+            raise DataFormatError(f"{self.path}: member {name!r} unpacks to {size / 2**20:.0f} MiB, over the "
+                                  f"limit of {self.max_bytes / 2**20:.0f} MiB (limits.max_member_mb)")
+        if packed is not None and size > 1 << 20 and size > self.max_ratio * max(packed, 1):
+            raise DataFormatError(f"{self.path}: member {name!r} is packed {size / max(packed, 1):.0f}x "
+                                  f"({packed} bytes -> {size}), over limits.max_compression_ratio "
+                                  f"{self.max_ratio:g}: refused as a likely decompression bomb")
+
     def read(self, name: str) -> bytes:
         try:
+            self._check_size(name)
             if self._zip is not None:
                 return self._zip.read(self._zip_names[name])
             if self._tar is not None:
@@ -101,8 +139,9 @@ class ArchiveReader:
         self.close()
 
 
-def verify_sha256(path: Path, expected: str | None) -> None:
-    if not expected:
+def verify_sha256(path: Path, expected, where: str = "sha256") -> None:
+    expected = files.sha256_setting(expected, where)
+    if expected is None:
         return
     if path.is_dir():
         raise DataFormatError(
@@ -145,6 +184,10 @@ def find_source(
                                   "" if value else "not set"))
     for fb in fallbacks:
         searched.append(Candidate("shared data folder", resolve(fb)))
+    for cand in searched[: 1 + bool(env_var)]:   # what the user named explicitly must exist
+        if cand.path is not None and not cand.path.exists():
+            raise EmorecError(f"{dataset}: {cand.label} names {cand.path}, which does not exist "
+                              f"(fix or unset {'fetch.' + dataset + '.path' if cand.label == 'params.yaml' else cand.label})")
     for cand in searched:
         if cand.path is not None and cand.path.exists():
             return cand.path, f"{cand.label}: {cand.path}"
