@@ -159,3 +159,13 @@ def test_no_module_is_over_the_size_limit():
     big = {str(p.relative_to(REPO)): n for p in (SRC / "emorec").rglob("*.py")
            if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not big, f"split these modules (over {MAX_LINES} lines): {big}"
+
+
+def test_grid_yaml_lists_the_runs_params_yaml_names():
+    """dvc.yaml iterates over grid.yaml; it must be what `emorec grid --write` makes now."""
+    from emorec import runs
+    from emorec.config import load_params
+
+    committed = yaml.safe_load((REPO / "grid.yaml").read_text())
+    assert committed == runs.grid_file_content(load_params(REPO / "params.yaml"), REPO), (
+        "grid.yaml is stale: run `emorec grid --write`")
