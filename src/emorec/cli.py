@@ -108,6 +108,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
     p.add_argument("--photo", help="a photo to run on (default: a WIDER FACE photo in ../shared)")
     p.add_argument("--video", help="a video to run on (default: the webcam video in ../shared)")
+    p = sub.add_parser("serve", help="HTTP service: POST an image, get faces and emotions (FastAPI)",
+                       description="Serves the model over HTTP on 127.0.0.1 unless --host says otherwise: "
+                                   "POST /v1/predict, /v1/predict-faces; GET /health, /ready, /metrics, /docs. "
+                                   "A registry alias is re-read every --check-seconds, so promotion or rollback "
+                                   "switches the answering version without a restart.")
+    p.add_argument("--model", help="models:/emorec-<dataset>@<alias> (default: infer.model) or a model file")
+    p.add_argument("--detector", choices=DETECTORS.available())
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--check-seconds", type=float, default=10.0, help="how often the alias is looked up")
+    p.add_argument("--max-body-mb", type=float, default=10.0, help="larger bodies get 413")
     sub.add_parser("models", help="list the registered model architectures")
     sub.add_parser("datasets", help="list the dataset adapters")
     return parser
@@ -143,6 +154,29 @@ def _registry_command(args) -> None:
         print(f"{name}: champion rolled back to v{version}")
 
 
+def _serve_command(args) -> None:
+    import uvicorn
+
+    from emorec.config import load_params, project_root
+    from emorec.recognizer import EmotionRecognizer
+    from emorec.serving.app import ModelSource, create_app
+
+    root, params = project_root(), load_params()
+    model = _here(args.model) or params["infer"]["model"]
+    if not model.startswith(("models:/", "runs:/")) and not os.path.isfile(model):
+        raise EmorecError(f"--model {model} not found")
+    if args.check_seconds <= 0 or args.max_body_mb <= 0 or not 0 < args.port < 65536:
+        raise EmorecError("--check-seconds and --max-body-mb must be positive, --port in 1..65535")
+    detector = args.detector or params["infer"]["detector"]
+    source = ModelSource(model, lambda uri: EmotionRecognizer.from_params(params, root, model=uri,
+                                                                          detector=detector),
+                         args.check_seconds)
+    source.get()   # load before accepting requests; a bad model fails here with its message
+    app = create_app(source, int(args.max_body_mb * (1 << 20)))
+    print(f"serving {model} v{source.current[1]} on http://{args.host}:{args.port} (docs: /docs)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
 def _grid_command(args) -> None:
     import json
 
@@ -168,7 +202,7 @@ INFER_FLAGS = {"detect_every": "--detect-every", "ema": "--ema", "margin": "--ma
                "max_frames": "--max-frames", "model": "--model", "detector": "--detector", "out": "--out",
                "min_face": "--min-face"}
 QUIET_COMMANDS = {"train", "evaluate", "infer", "register", "export", "crossval", "seeds",
-                  "cross_dataset", "explain", "detectors", "quickstart"}
+                  "cross_dataset", "explain", "detectors", "quickstart", "serve"}
 
 
 def _here(path: str | None) -> str | None:
@@ -222,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage(args.command)(args.dataset)
         elif args.command == "grid":
             _grid_command(args)
+        elif args.command == "serve":
+            _serve_command(args)
         elif args.command == "quickstart":
             from emorec import quickstart
             from emorec.config import project_root

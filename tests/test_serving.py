@@ -1,0 +1,204 @@
+"""`emorec serve`: the HTTP service in-process (FastAPI's TestClient): every input form,
+the operational endpoints, bad input answered with 4xx JSON, and a moved alias."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from emorec.inference.detectors import Face
+from emorec.recognizer import EmotionRecognizer
+from emorec.serving.app import ModelSource, create_app
+
+
+class CentreFace:
+    def detect(self, frame):
+        h, w = frame.shape[:2]
+        return [Face(np.array([w / 4, h / 4, 3 * w / 4, 3 * h / 4], float), 0.9, np.zeros((5, 2)))]
+
+
+class Fixed:
+    def __init__(self, p_happy: float):
+        self.p = p_happy
+    classes = ("sad", "happy")
+
+    def predict_faces(self, crops):
+        return np.tile([1 - self.p, self.p], (len(crops), 1))
+
+
+def png(w=64, h=48) -> bytes:
+    ok, buf = cv2.imencode(".png", np.full((h, w, 3), 128, np.uint8))
+    return buf.tobytes()
+
+
+@pytest.fixture
+def client():
+    source = ModelSource("face.keras", lambda uri: EmotionRecognizer.from_parts(CentreFace(), Fixed(0.8)))
+    return TestClient(create_app(source, max_body_bytes=1 << 20, max_pixels=4_000_000))
+
+
+@pytest.mark.parametrize("send", ["raw", "multipart", "json", "data_url"])
+def test_every_input_form_gets_the_faces(client, send):
+    data = png()
+    if send == "raw":
+        r = client.post("/v1/predict", content=data, headers={"content-type": "image/png"})
+    elif send == "multipart":
+        r = client.post("/v1/predict", files={"image": ("x.png", data, "image/png")})
+    elif send == "json":
+        r = client.post("/v1/predict", json={"image": base64.b64encode(data).decode()})
+    else:
+        r = client.post("/v1/predict", json={"image": "data:image/png;base64," + base64.b64encode(data).decode()})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["image"] == {"width": 64, "height": 48} and body["version"] == "face.keras"
+    (face,) = body["faces"]
+    assert face["label"] == "happy" and face["score"] == pytest.approx(0.8)
+    assert face["box"] == [16.0, 12.0, 48.0, 36.0] and len(face["landmarks"]) == 5
+    assert set(body["timing_ms"]) == {"decode", "detect", "classify"}
+
+
+def test_predict_faces_takes_several_crops(client):
+    r = client.post("/v1/predict-faces", json={"images": [base64.b64encode(png()).decode()] * 3})
+    assert r.status_code == 200 and len(r.json()["faces"]) == 3 and r.json()["faces"][0]["box"] is None
+    r = client.post("/v1/predict-faces", files=[("images", ("a.png", png(), "image/png"))] * 2)
+    assert r.status_code == 200 and len(r.json()["faces"]) == 2
+
+
+def bomb_png(side: int) -> bytes:
+    """A valid PNG header claiming side x side pixels, with a tiny compressed payload."""
+    import struct
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = zlib.compress(b"\0" * (side + 1) * 16, 9)   # far too little data: never decoded anyway
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("kwargs, status, message", [
+    ({"content": b"hello", "headers": {"content-type": "image/jpeg"}}, 415, "not an image"),
+    ({"content": b"", "headers": {"content-type": "image/png"}}, 400, "empty body"),
+    ({"content": b"\0" * ((1 << 20) + 1), "headers": {"content-type": "image/png"}}, 413, "over the limit"),
+    ({"content": bomb_png(10_000), "headers": {"content-type": "image/png"}}, 413, "MP, over the limit"),
+    ({"content": png(), "headers": {"content-type": "text/plain"}}, 415, "content type 'text/plain'"),
+    ({"json": {"image": "@@not base64@@"}}, 400, "not valid base64"),
+    ({"json": {"path": "/etc/passwd"}}, 422, "must be a base64 string"),
+    ({"content": b"{", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+])
+def test_bad_input_gets_a_4xx_json_error_and_the_next_request_answers(client, kwargs, status, message):
+    r = client.post("/v1/predict", **kwargs)
+    assert r.status_code == status and message in r.json()["error"], r.text
+    assert client.post("/v1/predict", content=png(), headers={"content-type": "image/png"}).status_code == 200
+
+
+def test_health_ready_metrics_and_openapi(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json()["ready"] is True
+    client.post("/v1/predict", content=png(), headers={"content-type": "image/png"})
+    client.post("/v1/predict", content=b"x", headers={"content-type": "image/png"})
+    text = client.get("/metrics").text
+    assert 'emorec_requests_total{endpoint="predict",status="200"} 1' in text
+    assert 'emorec_requests_total{endpoint="predict",status="415"} 1' in text
+    assert 'emorec_request_seconds_count{endpoint="predict"} 2' in text and "emorec_faces_total 1" in text
+    assert 'emorec_model_info{model="face.keras",version="face.keras"} 1' in text
+    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_moved_alias_is_served_without_a_restart(monkeypatch):
+    versions = iter(["3", "3", "4"])
+    made = []
+
+    def make(uri):
+        made.append(uri)
+        return EmotionRecognizer.from_parts(CentreFace(), Fixed(0.9 if uri.endswith("/4") else 0.6))
+
+    source = ModelSource("models:/emorec-fer2013@champion", make, check_seconds=0)
+    monkeypatch.setattr(source, "_version", lambda: next(versions))
+    client = TestClient(create_app(source))
+    post = lambda: client.post("/v1/predict", content=png(), headers={"content-type": "image/png"}).json()  # noqa: E731
+    first, second, third = post(), post(), post()
+    assert (first["version"], second["version"], third["version"]) == ("3", "3", "4")
+    assert third["faces"][0]["score"] == pytest.approx(0.9) and first["faces"][0]["score"] == pytest.approx(0.6)
+    assert made == ["models:/emorec-fer2013/3", "models:/emorec-fer2013/4"]   # loaded once per version
+
+
+def test_not_ready_until_a_model_loads():
+    def fail(uri):
+        raise FileNotFoundError("no such model yet")
+
+    client = TestClient(create_app(ModelSource("missing.keras", fail)))
+    r = client.get("/ready")
+    assert r.status_code == 503 and "no such model" in r.json()["error"]
+    assert client.get("/health").status_code == 200
+
+
+def test_a_path_is_never_read(client, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png())
+    r = client.post("/v1/predict", json={"image": str(secret)})
+    assert r.status_code == 400   # a path is not base64 of an image: no file is opened
+
+
+def test_jpeg_of_a_real_size_round_trips(client):
+    ok, buf = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (480, 640, 3), np.uint8))
+    r = client.post("/v1/predict", files={"image": ("a.jpg", io.BytesIO(buf.tobytes()), "image/jpeg")})
+    assert r.status_code == 200 and r.json()["image"] == {"width": 640, "height": 480}
+
+
+def test_emorec_serve_answers_a_real_photo_on_loopback(tmp_path):
+    """The command as users start it: a real uvicorn server on 127.0.0.1, a real face."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import keras
+    from conftest import REPO, SHARED
+
+    from emorec import files, models
+    from emorec.data.preprocess import InputSpec
+    from emorec.labels import BASIC_EMOTIONS
+
+    video = SHARED / "media" / "videos" / "webcam_640x480_one_face.mp4"
+    if not video.exists():
+        pytest.skip(f"real data not available: {video} is absent")
+    keras.utils.set_random_seed(0)
+    models.build("cnn", (48, 48, 1), 7, filters=(8,), dense_units=8).save(tmp_path / "model.keras")
+    files.write_json(tmp_path / "run.json", {"input_spec": InputSpec(48, 1, BASIC_EMOTIONS).to_dict()})
+    cap = cv2.VideoCapture(str(video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    ok, frame = cap.read()
+    photo = cv2.imencode(".jpg", frame)[1].tobytes()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "emorec.cli", "serve", "--model", str(tmp_path / "model.keras"),
+                             "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        request = urllib.request.Request(base + "/v1/predict", data=photo, headers={"Content-Type": "image/jpeg"})
+        body = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        assert len(body["faces"]) == 1 and body["faces"][0]["label"] in BASIC_EMOTIONS
+        assert body["version"] == "model.keras"
+        bad = urllib.request.Request(base + "/v1/predict", data=b"nope", headers={"Content-Type": "image/jpeg"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(bad, timeout=30)
+        assert err.value.code == 415
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
