@@ -20,7 +20,7 @@ from conftest import (
 
 from emorec.data.adapters import fer2013, fetch
 from emorec.data.adapters.sources import ArchiveReader, verify_sha256
-from emorec.errors import DataFormatError, DataNotFoundError
+from emorec.errors import DataFormatError, DataNotFoundError, EmorecError
 from emorec.files import sha256_file
 
 
@@ -143,15 +143,20 @@ def test_sha256_mismatch_and_match(fer_zip):
 
 
 def test_missing_data_lists_every_place_searched(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMOREC_FER2013", str(tmp_path / "from_env.zip"))
+    monkeypatch.delenv("EMOREC_FER2013", raising=False)
     monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    cfg = {"path": "configured.zip", "env_var": "EMOREC_FER2013", "search": ["nope/fer.zip"]}
+    cfg = {"path": None, "env_var": "EMOREC_FER2013", "search": ["nope/fer.zip"]}
     with pytest.raises(DataNotFoundError) as info:
         fetch("fer2013", cfg, tmp_path, tmp_path / "dl")
     message = str(info.value)
-    for expected in ("configured.zip", "from_env.zip", "nope/fer.zip", "Kaggle", "How to get FER2013"):
+    for expected in ("no path configured", "$EMOREC_FER2013", "not set", "nope/fer.zip", "Kaggle",
+                     "How to get FER2013"):
         assert expected in message
+    # a path or variable the user set explicitly is not a place to search: it must exist
+    monkeypatch.setenv("EMOREC_FER2013", str(tmp_path / "from_env.zip"))
+    with pytest.raises(EmorecError, match="from_env.zip, which does not exist"):
+        fetch("fer2013", cfg, tmp_path, tmp_path / "dl")
 
 
 def test_search_order_prefers_configured_path(tmp_path, monkeypatch, records):
