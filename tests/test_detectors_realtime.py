@@ -151,9 +151,11 @@ def test_bad_sources(tmp_path):
         realtime.open_source(str(junk))
     with pytest.raises(EmorecError, match="camera 7 cannot be opened"):
         realtime.open_source("7")
-    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty").mkdir()   # folders are photos, read by the photo path
+    from emorec.inference import photos
+
     with pytest.raises(EmorecError, match="holds no images"):
-        realtime.open_source(str(tmp_path / "empty"))
+        photos.photo_paths(str(tmp_path / "empty"))
 
 
 def test_crop_is_square_padded_and_rgb():

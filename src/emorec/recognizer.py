@@ -135,13 +135,13 @@ class EmotionRecognizer:
         frame = _read_image(image)
         crops, kept = self.crops(frame, self.detect(frame))
         probs = self.classify(crops)
-        return [self._prediction(p, f) for p, f in zip(probs, kept)]
+        return [self.prediction(p, f) for p, f in zip(probs, kept)]
 
     def predict_faces(self, crops_rgb: list[np.ndarray]) -> list[FacePrediction]:
         """Faces already cut out (uint8 RGB, any size): one prediction each, no box."""
-        return [self._prediction(p) for p in self.classify(list(crops_rgb))]
+        return [self.prediction(p) for p in self.classify(list(crops_rgb))]
 
-    def _prediction(self, probs: np.ndarray, face=None) -> FacePrediction:
+    def prediction(self, probs: np.ndarray, face=None) -> FacePrediction:
         top = int(np.argmax(probs))
         box = tuple(round(float(v), 1) for v in face.box) if face is not None else None
         marks = (np.round(face.landmarks, 1).tolist()

@@ -13,7 +13,6 @@ import yaml
 from emorec import files
 from emorec.config import section
 from emorec.data.adapters import adapter_for, locate
-from emorec.errors import EmorecError
 from emorec.grid import Run, base_dataset, cells, profile
 
 GRID_FILE = "grid.yaml"
@@ -60,21 +59,6 @@ def write_grid_file(params: dict, root: Path, name: str | None = None) -> Path:
     path = root / GRID_FILE
     files.write_text(path, header + yaml.safe_dump(content, sort_keys=False, width=120))
     return path
-
-
-def read_grid_file(root: Path) -> dict:
-    path = root / GRID_FILE
-    if not path.exists():
-        raise EmorecError(f"{path}: missing; run `emorec grid` to write the runs of the active profile")
-    return yaml.safe_load(path.read_text()) or {}
-
-
-def require_run(params: dict, root: Path, run: Run) -> None:
-    """A run outside the active profile is refused, and a stale grid.yaml is named."""
-    names = {r.name for r in runs(params, root)[0]}
-    if run.name not in names:
-        raise EmorecError(f"{run.name} is not a run of profile {profile(params)!r} (params.yaml "
-                          f"grid.*, models.{run.model}.cpu.cells); runs: {', '.join(sorted(names))}")
 
 
 def not_trained(params: dict, root: Path, run: Run) -> str | None:

@@ -12,18 +12,11 @@ from emorec import files
 from emorec.errors import EmorecError
 
 MISSING_MARKER = "missing.json"
-PARTS = ("train", "train_balanced", "val", "test")
 
 
 def missing_reason(folder: Path) -> str | None:
     marker = folder / MISSING_MARKER
     return files.read_json(marker)["reason"] if marker.exists() else None
-
-
-def write_missing(folder: Path, reason: str) -> None:
-    with files.atomic_path(folder) as tmp:
-        tmp.mkdir(parents=True)
-        files.write_json(tmp / MISSING_MARKER, {"reason": reason})
 
 
 def write_placeholders(reason: str, pngs: list[Path] = (), texts: dict[Path, str] | None = None) -> None:
@@ -34,11 +27,6 @@ def write_placeholders(reason: str, pngs: list[Path] = (), texts: dict[Path, str
         plots.message_figure(png, reason)
     for path, text in (texts or {}).items():
         files.write_text(path, text)
-
-
-def save_part(folder: Path, name: str, **arrays: np.ndarray) -> None:
-    with open(folder / f"{name}.npz", "wb") as fh:
-        np.savez(fh, **arrays)
 
 
 def load_part(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:

@@ -14,8 +14,6 @@ import numpy as np
 
 from emorec.errors import EmorecError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
 
 # ----------------------------------------------------------------------------- inputs
 @dataclass
@@ -29,7 +27,7 @@ class Source:
 
 
 def open_source(source: str) -> Source:
-    """A webcam index, a video file, an image, or a folder of images."""
+    """A webcam index or a video file (photos go through emorec.inference.photos)."""
     if source.isdigit():
         cap = cv2.VideoCapture(int(source))
         if not cap.isOpened():
@@ -38,17 +36,6 @@ def open_source(source: str) -> Source:
     path = Path(source)
     if not path.exists():
         raise EmorecError(f"input {path} not found")
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise EmorecError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return Source(((i, float(i), cv2.imread(str(f))) for i, f in enumerate(files)), 1.0, None,
-                      len(files), "images")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        frame = cv2.imread(str(path))
-        if frame is None:
-            raise EmorecError(f"{path}: cannot read image")
-        return Source(iter([(0, 0.0, frame)]), 1.0, (frame.shape[1], frame.shape[0]), 1, "image")
     cap = cv2.VideoCapture(str(path))
     ok, first = cap.read()
     if not cap.isOpened() or not ok:

@@ -93,11 +93,9 @@ def run(source: Source, recognizer, cfg: InferConfig, out_dir: Path, progress: b
             if writer is None:
                 video_size = (annotated.shape[1], annotated.shape[0])
                 writer = cv2.VideoWriter(str(work / "video.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                         source.fps if source.kind in ("video", "camera") else 1.0, video_size)
+                                         source.fps, video_size)
                 if cfg.threaded_io:
                     writer = BackgroundWriter(writer)
-            if (annotated.shape[1], annotated.shape[0]) != video_size:  # images of other sizes
-                annotated = cv2.resize(annotated, video_size)
             writer.write(annotated)
             for t in tracks:
                 records.write(json.dumps({

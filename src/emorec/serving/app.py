@@ -224,7 +224,7 @@ def create_app(source: ModelSource, max_body_bytes: int = 10 << 20, max_pixels: 
             t2 = time.perf_counter()
             crops, kept = recognizer.crops(image, detected)
             probs = recognizer.classify(crops)
-            faces = [recognizer._prediction(p, f).to_dict() for p, f in zip(probs, kept)]
+            faces = [recognizer.prediction(p, f).to_dict() for p, f in zip(probs, kept)]
             t3 = time.perf_counter()
         except BadRequest as exc:
             return answer("predict", started, {"error": exc.message}, exc.status)
