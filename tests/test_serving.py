@@ -60,7 +60,7 @@ def test_every_input_form_gets_the_faces(client, send):
     (face,) = body["faces"]
     assert face["label"] == "happy" and face["score"] == pytest.approx(0.8)
     assert face["box"] == [16.0, 12.0, 48.0, 36.0] and len(face["landmarks"]) == 5
-    assert set(body["timing_ms"]) == {"decode", "detect", "classify"}
+    assert set(body["timing_ms"]) == {"decode", "queue", "detect", "classify"}
 
 
 def test_predict_faces_takes_several_crops(client):
@@ -151,54 +151,90 @@ def test_jpeg_of_a_real_size_round_trips(client):
     assert r.status_code == 200 and r.json()["image"] == {"width": 640, "height": 480}
 
 
-def test_emorec_serve_answers_a_real_photo_on_loopback(tmp_path):
-    """The command as users start it: a real uvicorn server on 127.0.0.1, a real face."""
-    import json
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+def real_photo() -> bytes:
+    from conftest import SHARED
 
+    video = SHARED / "media" / "videos" / "webcam_640x480_one_face.mp4"
+    if not video.exists():
+        pytest.skip(f"real data not available: {video} is absent")
+    cap = cv2.VideoCapture(str(video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    ok, frame = cap.read()
+    return cv2.imencode(".jpg", frame)[1].tobytes()
+
+
+def tiny_model(folder):
     import keras
-    from conftest import REPO, SHARED
 
     from emorec import files, models
     from emorec.data.preprocess import InputSpec
     from emorec.labels import BASIC_EMOTIONS
 
-    video = SHARED / "media" / "videos" / "webcam_640x480_one_face.mp4"
-    if not video.exists():
-        pytest.skip(f"real data not available: {video} is absent")
     keras.utils.set_random_seed(0)
-    models.build("cnn", (48, 48, 1), 7, filters=(8,), dense_units=8).save(tmp_path / "model.keras")
-    files.write_json(tmp_path / "run.json", {"input_spec": InputSpec(48, 1, BASIC_EMOTIONS).to_dict()})
-    cap = cv2.VideoCapture(str(video))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
-    ok, frame = cap.read()
-    photo = cv2.imencode(".jpg", frame)[1].tobytes()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "emorec.cli", "serve", "--model", str(tmp_path / "model.keras"),
-                             "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    models.build("cnn", (48, 48, 1), 7, filters=(8,), dense_units=8).save(folder / "model.keras")
+    files.write_json(folder / "run.json", {"input_spec": InputSpec(48, 1, BASIC_EMOTIONS).to_dict()})
+    return folder / "model.keras"
+
+
+def post(base, data, kind="image/jpeg", timeout=60):
+    """(status, JSON body) of a POST; 4xx answers are returned, not raised."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(base + "/v1/predict", data=data, headers={"Content-Type": kind})
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(base + "/health", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        request = urllib.request.Request(base + "/v1/predict", data=photo, headers={"Content-Type": "image/jpeg"})
-        body = json.loads(urllib.request.urlopen(request, timeout=30).read())
-        assert len(body["faces"]) == 1 and body["faces"][0]["label"] in BASIC_EMOTIONS
-        assert body["version"] == "model.keras"
-        bad = urllib.request.Request(base + "/v1/predict", data=b"nope", headers={"Content-Type": "image/jpeg"})
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(bad, timeout=30)
-        assert err.value.code == 415
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_emorec_serve_on_loopback_survives_bad_clients(tmp_path):
+    """The command as users start it (real uvicorn on 127.0.0.1, real face): a real photo, a
+    client that stalls mid-upload (408 for it, answers for others meanwhile), a genuine
+    10,000 x 10,000 JPEG (413 before decoding), and a burst of 200 requests, good and bad."""
+    import socket
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import REPO
+
+    from emorec.labels import BASIC_EMOTIONS
+    from emorec.serving.process import serving
+
+    photo = real_photo()
+    huge = cv2.imencode(".jpg", np.zeros((10_000, 10_000, 3), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 50])[1].tobytes()
+    with serving(tiny_model(tmp_path), "--read-timeout", "3", "--max-body-mb", "8", cwd=REPO) as (base, proc):
+        status, body = post(base, photo)
+        assert status == 200 and len(body["faces"]) == 1 and body["faces"][0]["label"] in BASIC_EMOTIONS
+        assert body["version"] == "model.keras" and body["model"] == "model.keras"   # no server path told
+
+        host, port = base[len("http://"):].split(":")
+        stalled = socket.create_connection((host, int(port)))
+        stalled.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                        b"Content-Length: 100000\r\n\r\n" + photo[:1000])
+        answer_while_stalled = post(base, photo)
+        stalled.settimeout(30)
+        reply = stalled.recv(4096).decode(errors="replace")
+        stalled.close()
+        assert answer_while_stalled[0] == 200
+        assert reply.startswith("HTTP/1.1 408") and "stalled" in reply, reply[:300]
+
+        status, body = post(base, huge)
+        assert status == 413 and "over the limit" in body["error"], body
+
+        lock, statuses = threading.Lock(), []
+
+        def one(i):
+            data, kind = [(photo, "image/jpeg"), (b"junk", "image/jpeg"), (b"", "image/png"),
+                          (photo, "text/plain")][i % 4]
+            result = post(base, data, kind, timeout=120)[0]
+            with lock:
+                statuses.append(result)
+
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(one, range(200)))
+        assert len(statuses) == 200
+        assert sorted(set(statuses)) == [200, 400, 415] and statuses.count(200) == 50, sorted(set(statuses))
+        assert post(base, photo)[0] == 200 and proc.poll() is None

@@ -119,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--check-seconds", type=float, default=10.0, help="how often the alias is looked up")
     p.add_argument("--max-body-mb", type=float, default=10.0, help="larger bodies get 413")
+    p.add_argument("--read-timeout", type=float, default=15.0,
+                   help="seconds an upload may stall between chunks before it gets 408")
     sub.add_parser("models", help="list the registered model architectures")
     sub.add_parser("datasets", help="list the dataset adapters")
     return parser
@@ -165,14 +167,14 @@ def _serve_command(args) -> None:
     model = _here(args.model) or params["infer"]["model"]
     if not model.startswith(("models:/", "runs:/")) and not os.path.isfile(model):
         raise EmorecError(f"--model {model} not found")
-    if args.check_seconds <= 0 or args.max_body_mb <= 0 or not 0 < args.port < 65536:
-        raise EmorecError("--check-seconds and --max-body-mb must be positive, --port in 1..65535")
+    if args.check_seconds <= 0 or args.max_body_mb <= 0 or args.read_timeout <= 0 or not 0 < args.port < 65536:
+        raise EmorecError("--check-seconds, --max-body-mb and --read-timeout must be positive, --port in 1..65535")
     detector = args.detector or params["infer"]["detector"]
     source = ModelSource(model, lambda uri: EmotionRecognizer.from_params(params, root, model=uri,
                                                                           detector=detector),
                          args.check_seconds)
     source.get()   # load before accepting requests; a bad model fails here with its message
-    app = create_app(source, int(args.max_body_mb * (1 << 20)))
+    app = create_app(source, int(args.max_body_mb * (1 << 20)), read_timeout=args.read_timeout)
     print(f"serving {model} v{source.current[1]} on http://{args.host}:{args.port} (docs: /docs)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 

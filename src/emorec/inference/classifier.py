@@ -58,12 +58,24 @@ class Classifier:
     def _from_mlflow(self, uri: str) -> None:
         import mlflow
 
-        from emorec.experiments import tracking
+        from emorec.models import loading
 
         try:
-            info = mlflow.models.get_model_info(uri)
-            self.spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{info.run_id}/preprocessing.json"))
-            model = tracking.load_logged_keras(uri)
+            # a registered version is the served pyfunc: its .keras file and preprocessing.json
+            # are among its artifacts (the pyfunc's own code is never run here)
+            local = Path(mlflow.artifacts.download_artifacts(uri))
+            inside = sorted(local.rglob("preprocessing.json"))
+            if inside:
+                self.spec = InputSpec.from_dict(files.read_json(inside[0]))
+            else:
+                info = mlflow.models.get_model_info(uri)
+                self.spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{info.run_id}/preprocessing.json"))
+            found = sorted(local.rglob("*.keras"))
+            if not found:
+                raise FileNotFoundError(f"{uri}: no .keras file among the logged artifacts")
+            model = loading.load_file(found[0])
+        except EmorecError:
+            raise
         except Exception as exc:
             raise EmorecError(f"cannot load {uri} from {mlflow.get_tracking_uri()} ({type(exc).__name__}: "
                               f"{str(exc)[:300]}); run `dvc repro` or pass a model file with --model") from exc

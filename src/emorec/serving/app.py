@@ -5,22 +5,28 @@
     POST /v1/predict-faces  faces already cut out: multipart (`images`, repeated) or
                             JSON {"images": [base64, ...]}
     GET  /health /ready /metrics (Prometheus text), /docs (OpenAPI)
+    GET  /            the live page: webcam frames or a dropped photo, boxes, labels, bars
+    GET  /v1/info     the model, its version and class names (the page reads it)
 
 Clients send bytes, never paths. Bodies over the size limit get 413 before they are
 decoded; an image whose header claims more pixels than the limit gets 413 before its
 pixels are decompressed; anything that is not an image gets 4xx with a JSON `error`.
 The model comes from a registry alias or a file (`ModelSource`); when the alias moves, the
 next request is answered by the new version, and requests in flight finish on the one
-they started with."""
+they started with. Inference runs on a worker thread, one image at a time (the detector and
+the classifier are not thread-safe), so uploads, /health and /metrics never wait on it; an
+upload that stalls longer than `read_timeout` between chunks gets 408."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,6 +35,7 @@ from fastapi import Request  # at module level: FastAPI resolves the string anno
 from emorec.errors import EmorecError
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+PAGE = Path(__file__).with_name("static") / "index.html"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -46,17 +53,19 @@ class ModelSource:
     replaces the old one (one reference swap, so a request keeps the recognizer it got)."""
 
     def __init__(self, model: str, make, check_seconds: float = 10.0):
-        self.model, self.make, self.check_seconds = model, make, check_seconds
+        self.uri, self.make, self.check_seconds = model, make, check_seconds
+        # what clients are told: a registry URI as is, a file by its name only (no server paths)
+        self.model = model if model.startswith(("models:/", "runs:/")) else Path(model).name
         self.lock = threading.Lock()
         self.current = None          # (recognizer, version)
         self.checked = 0.0
 
     def _version(self) -> str:
-        if not self.model.startswith("models:/") or "@" not in self.model:
-            return self.model.rsplit("/", 1)[-1]
+        if not self.uri.startswith("models:/") or "@" not in self.uri:
+            return self.model
         from mlflow import MlflowClient
 
-        name, alias = self.model[len("models:/"):].split("@", 1)
+        name, alias = self.uri[len("models:/"):].split("@", 1)
         return str(MlflowClient().get_model_version_by_alias(name, alias).version)
 
     def get(self):
@@ -68,8 +77,8 @@ class ModelSource:
                 return self.current
             version = self._version()
             if self.current is None or self.current[1] != version:
-                uri = (self.model.split("@")[0] + f"/{version}"
-                       if self.model.startswith("models:/") and "@" in self.model else self.model)
+                uri = (self.uri.split("@")[0] + f"/{version}"
+                       if self.uri.startswith("models:/") and "@" in self.uri else self.uri)
                 self.current = (self.make(uri), version)
             self.checked = time.monotonic()
             return self.current
@@ -149,22 +158,48 @@ def b64(text, field: str) -> bytes:
         raise BadRequest(400, f"JSON field {field!r} is not valid base64") from None
 
 
-def create_app(source: ModelSource, max_body_bytes: int = 10 << 20, max_pixels: int = 40_000_000):
+def create_app(source: ModelSource, max_body_bytes: int = 10 << 20, max_pixels: int = 40_000_000,
+               read_timeout: float = 15.0):
     """The FastAPI application around a ModelSource."""
     from fastapi import FastAPI
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+    from starlette.concurrency import run_in_threadpool
 
     app = FastAPI(title="emorec", version="1",
                   description="Facial emotion recognition: faces, boxes, landmarks and per-class "
                               "probabilities for an image. Bytes only; no file paths.")
     metrics = Metrics()
+    inference = threading.Lock()      # one image at a time through detector and classifier
+
+    def recognize(image: np.ndarray):
+        with inference:
+            recognizer, version = source.get()
+            t1 = time.perf_counter()
+            detected = recognizer.detect(image)
+            t2 = time.perf_counter()
+            crops, kept = recognizer.crops(image, detected)
+            probs = recognizer.classify(crops)
+            faces = [recognizer.prediction(p, f).to_dict() for p, f in zip(probs, kept)]
+            return faces, version, t1, t2, time.perf_counter()
+
+    def classify_crops(crops: list[np.ndarray]):
+        with inference:
+            recognizer, version = source.get()
+            return [f.to_dict() for f in recognizer.predict_faces(crops)], version
 
     async def body_of(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             raise BadRequest(413, f"body of {int(declared)} bytes is over the limit of {max_body_bytes}")
         chunks, size = [], 0
-        async for chunk in request.stream():
+        stream = request.stream().__aiter__()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), read_timeout)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise BadRequest(408, f"the upload stalled: no data for {read_timeout:g} s") from None
             size += len(chunk)
             if size > max_body_bytes:
                 raise BadRequest(413, f"body is over the limit of {max_body_bytes} bytes")
@@ -217,18 +252,13 @@ def create_app(source: ModelSource, max_body_bytes: int = 10 << 20, max_pixels: 
         try:
             data = (await images_in(request, many=False))[0]
             t0 = time.perf_counter()
-            image = decode_image(data, max_pixels)
-            recognizer, version = source.get()
-            t1 = time.perf_counter()
-            detected = recognizer.detect(image)
-            t2 = time.perf_counter()
-            crops, kept = recognizer.crops(image, detected)
-            probs = recognizer.classify(crops)
-            faces = [recognizer.prediction(p, f).to_dict() for p, f in zip(probs, kept)]
-            t3 = time.perf_counter()
+            image = await run_in_threadpool(decode_image, data, max_pixels)   # off the event loop
+            decoded = time.perf_counter()
+            faces, version, t1, t2, t3 = await run_in_threadpool(recognize, image)
         except BadRequest as exc:
             return answer("predict", started, {"error": exc.message}, exc.status)
-        timing = {"decode": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000, "classify": (t3 - t2) * 1000}
+        timing = {"decode": (decoded - t0) * 1000, "queue": (t1 - decoded) * 1000,
+                  "detect": (t2 - t1) * 1000, "classify": (t3 - t2) * 1000}
         return answer("predict", started, {
             "faces": faces, "model": source.model, "version": version,
             "image": {"width": image.shape[1], "height": image.shape[0]},
@@ -240,12 +270,21 @@ def create_app(source: ModelSource, max_body_bytes: int = 10 << 20, max_pixels: 
         try:
             crops = [cv2.cvtColor(decode_image(d, max_pixels), cv2.COLOR_BGR2RGB)
                      for d in await images_in(request, many=True)]
-            recognizer, version = source.get()
-            faces = [f.to_dict() for f in recognizer.predict_faces(crops)]
+            faces, version = await run_in_threadpool(classify_crops, crops)
         except BadRequest as exc:
             return answer("predict_faces", started, {"error": exc.message}, exc.status)
         return answer("predict_faces", started, {"faces": faces, "model": source.model, "version": version},
                       faces=len(faces))
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+    @app.get("/v1/info")
+    def info():
+        recognizer, version = source.get()
+        return {"model": source.model, "version": version, "classes": list(recognizer.classes),
+                "detector": getattr(recognizer, "detector_name", None)}
 
     @app.get("/health")
     def health():

@@ -79,8 +79,10 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
         return evaluation.compute_metrics(y_val, pred, classes)[metric]
 
     tracking.configure(paths.root, section(params, "mlflow", "experiment"))
+    service_uri = _log_service_model(params, paths, meta, paths.model_dir(dataset, model, balance))
+    tags["keras_model_uri"] = meta["model_uri"]
     decision = registry.register_and_maybe_promote(
-        dataset=dataset, run=meta, tags=tags, metric=metric, margin=float(cfg.get("margin", 0.0)),
+        dataset=dataset, run={**meta, "model_uri": service_uri}, tags=tags, metric=metric, margin=float(cfg.get("margin", 0.0)),
         lock_path=registry.lock_file_for(paths.root), score_champion_on_candidate_data=champion_score,
         auto_promote=bool(cfg.get("auto_promote", True)))
     write_model_card(card, decision, record, meta, tags)
@@ -92,3 +94,25 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
           f"(val {metric} {decision.candidate_score:.4f}); "
           + ("champion" if decision.promoted else "challenger") + f": {decision.reason}")
     return out
+
+
+def _log_service_model(params: dict, paths: Paths, meta: dict, folder: Path) -> str:
+    """The version registered is the served pyfunc (the infer: block's detector inside, the
+    trained .keras file as classifier), logged into the candidate's own run."""
+    import mlflow
+
+    from emorec.serving.service_model import log_service_model
+
+    infer = section(params, "infer")
+    detector = infer["detector"]
+    settings = dict((params.get("detectors") or {}).get(detector) or {})
+    if settings.get("weights"):
+        weights = Path(settings["weights"])
+        weights = weights if weights.is_absolute() else paths.root / weights
+        if not weights.is_file():
+            raise EmorecError(f"detectors.{detector}.weights: {weights} not found; the registered model "
+                              "carries the infer.detector inside it")
+        settings["weights"] = str(weights)
+    with mlflow.start_run(run_id=meta["run_id"]):
+        info = log_service_model(folder / "model.keras", meta["input_spec"], detector, settings, infer=infer)
+    return info.model_uri
