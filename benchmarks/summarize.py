@@ -267,6 +267,40 @@ def dvc_section(sandbox: dict | None, project: dict | None) -> tuple[list[str], 
     return lines, facts
 
 
+def serving_section(r: dict | None) -> tuple[list[str], list[tuple]]:
+    """`emorec serve` under load (benchmarks/serve_load.py), beside in-process predict."""
+    if not r:
+        return ["## 5. Serving: load and soak", "", "Not measured yet: run `python benchmarks/serve_load.py "
+                "--model <file>`.", ""], []
+    local, soak = r["in_process"], r["soak"]
+    lines = ["## 5. Serving: load and soak", "",
+             f"`python benchmarks/serve_load.py` ({_machine_line(r['machine'])}). Model: {r['model']}"
+             + (f" ({r['weights_note']})" if r.get("weights_note") else "") + f"; detector {r['detector']}. "
+             f"Image: {r['image']}. Server and clients (threads with keep-alive connections) share the "
+             "machine's cores; the server runs one image at a time through detector and classifier.", "",
+             "| who | clients | req/s | x in-process | p50 ms | p99 ms | max ms | failed |", "|---|---|---|---|---|---|---|---|",
+             f"| in-process `EmotionRecognizer.predict` (decoded frame) | 1 | {local['per_second']} | 1.00 | "
+             f"{local['p50_ms']} | {local['p99_ms']} | {local['max_ms']} | 0 |"]
+    for row in r["served"]:
+        lines.append(f"| `emorec serve`, POST /v1/predict (JPEG) | {row['clients']} | {row['per_second']} | "
+                     f"{row['x_in_process']:.2f} | {row['p50_ms']} | {row['p99_ms']} | {row['max_ms']} | {row['failed']} |")
+    lines += ["", f"Soak: {soak['seconds']:.0f} s at 4 clients, {soak['requests']} requests, {soak['failed']} failed, "
+              f"{soak['per_second']} req/s; server RSS {soak['rss_first_mb']} MB at the start, {soak['rss_last_mb']} MB "
+              f"at the end (max {soak['rss_max_mb']} MB; growth after the first 10 s: {soak['rss_growth_mb']} MB).", ""]
+    by = {row["clients"]: row for row in r["served"]}
+    targets = []
+    if 4 in by:
+        targets.append(("served throughput >= 0.6x in-process at 4 clients",
+                        f"{by[4]['x_in_process']:.2f}x ({by[4]['per_second']} vs {local['per_second']} img/s)",
+                        by[4]["x_in_process"] >= 0.6))
+    if 1 in by:
+        targets.append(("served p99 latency <= 50 ms at 1 client", f"{by[1]['p99_ms']} ms", by[1]["p99_ms"] <= 50))
+    failed = sum(row["failed"] for row in r["served"]) + soak["failed"]
+    targets.append((f"zero failed requests under load and a {soak['seconds'] / 60:.0f}-minute soak",
+                    f"{failed} failed; RSS {soak['rss_first_mb']} -> {soak['rss_last_mb']} MB", failed == 0))
+    return lines, targets
+
+
 def build(results: Path, default_detector: str, default_model: str) -> tuple[str, list[tuple]]:
     """The markdown of reports/benchmarks.md and the targets (text, measured, met or None),
     from the JSON rows in `results`; the plot is written there too."""
@@ -309,6 +343,8 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
                         f"{facts['ratio']:.3f} of plain fit's img/s", facts["ratio"] >= 0.9))
     lines, facts = dvc_section(sandbox, project)
     body += lines
+    lines, serve_targets = serving_section(_load(results, "serve_load"))
+    body += lines
     noop = facts.get("noop_full", facts.get("noop_sandbox"))
     if noop is not None:
         targets.append(("no-op `dvc repro` <= 10 s", f"{noop:.1f} s" + (" (full checkout)" if "noop_full" in facts
@@ -320,6 +356,7 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
                         f"train/evaluate cells, these stages ran: {', '.join(rest)}"
                         + ("; the seeds study among them retrains the cells it studies, because it depends on the "
                            "whole `models` params block (see section 4)" if "seeds" in rest else ""), not others))
+    targets += serve_targets
     head = ["# Benchmarks", "",
             f"Machine: {m['cpu']}, {m['cores']} CPU cores, {m['memory_gb']} GB RAM, {m['os']}, Python "
             f"{m['python']}; no GPU. Packages: "
@@ -327,7 +364,8 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
             "Each section gives its own date; the machine is shared and noisy, so compare ratios "
             "measured in one run rather than absolute figures across sections.", "",
             "Regenerate: `python benchmarks/peer_fer.py all`, `python benchmarks/input_pipeline.py`, "
-            "`python benchmarks/dvc_overhead.py sandbox`, `python benchmarks/dvc_overhead.py project`, then "
+            "`python benchmarks/dvc_overhead.py sandbox`, `python benchmarks/dvc_overhead.py project`, "
+            "`python benchmarks/serve_load.py --model <file>`, then "
             "`python benchmarks/summarize.py`. Model sizes, FLOPs and per-model training/inference speed are in "
             "[benchmarks/model_throughput.md](benchmarks/model_throughput.md).", "",
             "## Targets", "", "| target | measured | met |", "|---|---|---|"]

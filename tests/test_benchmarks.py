@@ -69,3 +69,23 @@ def test_targets_missed_are_marked(tmp_path):
     assert len(missed) == 4, targets   # 3x fer, accuracy, input pipeline, no-op repro
     assert not any("30 FPS" in t for t in missed)   # 80 FPS still clears 30
     assert text.count("**no**") == 4
+
+
+def _serve(ratio_at_4: float, p99_at_1: float, failed: int) -> dict:
+    row = lambda c, x, p99, f=0: {"clients": c, "requests": 100, "ok": 100 - f, "failed": f, "seconds": 20.0,  # noqa: E731
+                                  "per_second": 40.0 * x, "p50_ms": 20.0, "p99_ms": p99, "max_ms": 90.0,
+                                  "x_in_process": x}
+    return {"machine": MACHINE, "model": "model.keras", "weights_note": "test", "image": "a frame",
+            "detector": "yunet", "in_process": {"per_second": 40.0, "p50_ms": 20.0, "p99_ms": 30.0, "max_ms": 40.0},
+            "served": [row(1, 0.8, p99_at_1), row(4, ratio_at_4, 80.0), row(16, 0.9, 300.0, failed)],
+            "soak": {"clients": 4, "requests": 1000, "ok": 1000, "failed": 0, "seconds": 300.0, "per_second": 35.0,
+                     "p50_ms": 20.0, "p99_ms": 60.0, "max_ms": 90.0, "rss_mb": [[0, 500.0], [10, 510.0]],
+                     "rss_first_mb": 500.0, "rss_last_mb": 510.0, "rss_max_mb": 512.0, "rss_growth_mb": 0.0}}
+
+
+def test_serving_targets_are_judged_from_the_load_rows():
+    lines, targets = summarize.serving_section(_serve(0.75, 45.0, 0))
+    assert [ok for _, _, ok in targets] == [True, True, True]
+    assert "0.75x (30.0 vs 40.0 img/s)" in targets[0][1] and any("in-process" in ln for ln in lines)
+    _, targets = summarize.serving_section(_serve(0.5, 60.0, 3))
+    assert [ok for _, _, ok in targets] == [False, False, False]
