@@ -238,3 +238,28 @@ def test_emorec_serve_on_loopback_survives_bad_clients(tmp_path):
         assert len(statuses) == 200
         assert sorted(set(statuses)) == [200, 400, 415] and statuses.count(200) == 50, sorted(set(statuses))
         assert post(base, photo)[0] == 200 and proc.poll() is None
+
+
+def test_scores_are_scaled_by_the_temperature_the_model_carries(tmp_path):
+    """A model whose preprocessing.json carries a softmax temperature answers with scaled
+    probabilities (T > 1 softens them, the label stays); a bad temperature names the file."""
+    from emorec.errors import EmorecError
+    from emorec.inference.classifier import Classifier, calibrate
+
+    p = np.array([[0.7, 0.2, 0.1]], np.float32)
+    soft = calibrate(p, 2.0)
+    assert soft.sum() == pytest.approx(1.0) and soft.argmax() == 0 and soft[0, 0] < 0.7
+    assert np.allclose(calibrate(p, 1.0), p)
+    model = tiny_model(tmp_path)
+    crop = np.random.default_rng(0).integers(0, 255, (60, 60, 3), np.uint8)
+    plain = Classifier(str(model)).predict_faces([crop])
+    from emorec import files
+
+    spec = files.read_json(tmp_path / "run.json")["input_spec"]
+    files.write_json(tmp_path / "preprocessing.json", {**spec, "temperature": 3.0})
+    warm = Classifier(str(model))
+    assert warm.temperature == 3.0
+    assert np.allclose(warm.predict_faces([crop]), calibrate(plain, 3.0), atol=1e-5)
+    files.write_json(tmp_path / "preprocessing.json", {**spec, "temperature": "hot"})
+    with pytest.raises(EmorecError, match="preprocessing.json: temperature must be a number"):
+        Classifier(str(model))

@@ -34,7 +34,7 @@ class Classifier:
                 path = root / path
             if not path.exists():
                 raise EmorecError(f"model {path} not found")
-            self.spec = self._spec_beside(path)
+            self.spec, self.temperature = self._spec_beside(path)
             suffix = path.suffix.lower()
             if suffix == ".keras":
                 from emorec.models import loading
@@ -66,10 +66,11 @@ class Classifier:
             local = Path(mlflow.artifacts.download_artifacts(uri))
             inside = sorted(local.rglob("preprocessing.json"))
             if inside:
-                self.spec = InputSpec.from_dict(files.read_json(inside[0]))
+                self.spec, self.temperature = read_spec(files.read_json(inside[0]), str(inside[0].name))
             else:
                 info = mlflow.models.get_model_info(uri)
-                self.spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{info.run_id}/preprocessing.json"))
+                self.spec, self.temperature = read_spec(
+                    mlflow.artifacts.load_dict(f"runs:/{info.run_id}/preprocessing.json"), "preprocessing.json")
             found = sorted(local.rglob("*.keras"))
             if not found:
                 raise FileNotFoundError(f"{uri}: no .keras file among the logged artifacts")
@@ -82,11 +83,10 @@ class Classifier:
         self._predict = model.predict_on_batch
 
     @staticmethod
-    def _spec_beside(path: Path) -> InputSpec:
+    def _spec_beside(path: Path) -> tuple[InputSpec, float]:
         for candidate in (path.parent / "preprocessing.json", path.parent / "run.json"):
             if candidate.exists():
-                data = files.read_json(candidate)
-                return InputSpec.from_dict(data.get("input_spec", data))
+                return read_spec(files.read_json(candidate), str(candidate))
         raise EmorecError(f"{path}: no preprocessing.json or run.json beside the model, so its input "
                           "size, channels and class names are unknown")
 
@@ -100,7 +100,25 @@ class Classifier:
             return np.zeros((0, len(self.classes)), np.float32)
         batch = np.stack([cv2.resize(f, (self.spec.size, self.spec.size), interpolation=cv2.INTER_AREA)
                           for f in faces_rgb])
-        return np.asarray(self._predict(to_model_input(batch, self.spec)), np.float32)
+        return calibrate(np.asarray(self._predict(to_model_input(batch, self.spec)), np.float32), self.temperature)
+
+
+def read_spec(data: dict, where: str) -> tuple[InputSpec, float]:
+    """The input spec and the softmax temperature (1.0: uncalibrated) a model travels with."""
+    temperature = data.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.05 <= temperature <= 20:
+        raise EmorecError(f"{where}: temperature must be a number from 0.05 to 20, got {temperature!r}")
+    return InputSpec.from_dict(data.get("input_spec", data)), float(temperature)
+
+
+def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of softmax outputs: p_i^(1/T), renormalised (T > 1 softens)."""
+    if temperature == 1.0 or not len(probabilities):
+        return probabilities
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- face crops

@@ -147,6 +147,11 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     return image
 
 
+def temperature_of(recognizer) -> float | None:
+    """The softmax temperature the scores were scaled with (1.0: the model carries none)."""
+    return getattr(getattr(recognizer, "classifier", None), "temperature", None)
+
+
 def b64(text, field: str) -> bytes:
     if not isinstance(text, str):
         raise BadRequest(422, f"JSON field {field!r} must be a base64 string")
@@ -180,7 +185,7 @@ def create_app(source: ModelSource, max_body_bytes: int = 10 << 20, max_pixels: 
             crops, kept = recognizer.crops(image, detected)
             probs = recognizer.classify(crops)
             faces = [recognizer.prediction(p, f).to_dict() for p, f in zip(probs, kept)]
-            return faces, version, t1, t2, time.perf_counter()
+            return faces, version, t1, t2, time.perf_counter(), temperature_of(recognizer)
 
     def classify_crops(crops: list[np.ndarray]):
         with inference:
@@ -254,13 +259,13 @@ def create_app(source: ModelSource, max_body_bytes: int = 10 << 20, max_pixels: 
             t0 = time.perf_counter()
             image = await run_in_threadpool(decode_image, data, max_pixels)   # off the event loop
             decoded = time.perf_counter()
-            faces, version, t1, t2, t3 = await run_in_threadpool(recognize, image)
+            faces, version, t1, t2, t3, temperature = await run_in_threadpool(recognize, image)
         except BadRequest as exc:
             return answer("predict", started, {"error": exc.message}, exc.status)
         timing = {"decode": (decoded - t0) * 1000, "queue": (t1 - decoded) * 1000,
                   "detect": (t2 - t1) * 1000, "classify": (t3 - t2) * 1000}
         return answer("predict", started, {
-            "faces": faces, "model": source.model, "version": version,
+            "faces": faces, "model": source.model, "version": version, "temperature": temperature,
             "image": {"width": image.shape[1], "height": image.shape[0]},
             "timing_ms": {k: round(v, 2) for k, v in timing.items()}}, faces=len(faces))
 

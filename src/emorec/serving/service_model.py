@@ -63,7 +63,7 @@ class EmotionService(PythonModel):
                 raise MlflowException.invalid_parameter_value(f"row {row}: {exc.message}") from None
             faces = self.recognizer.predict(image)
             out.append({"faces": [f.to_dict() for f in faces], "width": int(image.shape[1]),
-                        "height": int(image.shape[0])})
+                        "height": int(image.shape[0]), "temperature": self.recognizer.classifier.temperature})
         return out
 
 
