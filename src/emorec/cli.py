@@ -121,6 +121,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=10.0, help="larger bodies get 413")
     p.add_argument("--read-timeout", type=float, default=15.0,
                    help="seconds an upload may stall between chunks before it gets 408")
+    p = sub.add_parser("team-server", help="one MLflow server for a team: PostgreSQL store, proxied artifacts",
+                       description="Starts PostgreSQL (a cluster under --data, created on first start) on "
+                                   "127.0.0.1:--pg-port and `mlflow server` with it as backend store, artifacts "
+                                   "proxied from --data/artifacts, on --host:--port with --allowed-hosts. "
+                                   "Workers set MLFLOW_TRACKING_URI=http://HOST:PORT. Ctrl-C stops both.")
+    p.add_argument("--data", default="runs/team-server", help="folder for the database, artifacts and logs")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--pg-port", type=int, default=5433)
+    p.add_argument("--allowed-hosts", help="Host headers the server accepts (default: HOST[:PORT], and "
+                   "localhost / 127.0.0.1 when bound to loopback)")
     sub.add_parser("models", help="list the registered model architectures")
     sub.add_parser("datasets", help="list the dataset adapters")
     return parser
@@ -258,6 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage(args.command)(args.dataset)
         elif args.command == "grid":
             _grid_command(args)
+        elif args.command == "team-server":
+            from emorec.experiments.team_server import TeamServer, serve_forever
+
+            if not (0 < args.port < 65536 and 0 < args.pg_port < 65536) or args.port == args.pg_port:
+                raise EmorecError("--port and --pg-port must be two different ports in 1..65535")
+            serve_forever(TeamServer(Path(_here(args.data)), args.host, args.port, args.pg_port, args.allowed_hosts))
         elif args.command == "serve":
             _serve_command(args)
         elif args.command == "quickstart":
