@@ -26,6 +26,8 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
     out_dir = paths.evaluation_dir(dataset, model, balance)
     metrics_path = paths.metrics(dataset, model, balance)
     keras_model, meta = load_model(paths.model_dir(dataset, model, balance))
+    _publish_training_figures(paths.model_dir(dataset, model, balance) / "training",
+                              paths.training_dir(dataset, model, balance))
     spec = InputSpec.from_dict(meta["input_spec"])
     x_test, y_test, classes = prepared.load_part(paths.prepared(dataset), "test")
     if tuple(classes) != spec.classes:
@@ -85,3 +87,18 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
     print(f"{run_name}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
           f"(n={metrics['n']}) -> {metrics_path.relative_to(paths.root)}")
     return metrics_path
+
+
+def _publish_training_figures(source: Path, target: Path) -> None:
+    """The training curves, validation confusion and epoch log the model folder carries,
+    copied to reports/training/<run>/ where people look (and `dvc plots` reads)."""
+    import shutil
+
+    wanted = ("curves.png", "val_confusion.png", "history.csv")
+    missing = [name for name in wanted if not (source / name).is_file()]
+    if missing:
+        raise EmorecError(f"{source}: missing {', '.join(missing)}; re-run the train stage")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in wanted:
+        shutil.copyfile(source / name, target / f".{name}.tmp")
+        (target / f".{name}.tmp").replace(target / name)

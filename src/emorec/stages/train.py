@@ -40,12 +40,15 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
     tags = {"dataset": dataset, "model": model, "balance": balance, "grid_scope": scope,
             "git_commit": tracking.git_commit(paths.root), "dvc_stage": stage_name,
             "hardware": tracking.hardware()}
+    out_dir = paths.model_dir(dataset, model, balance)
+    work_dir = out_dir.parent / f".{out_dir.name}.work"   # outside the outputs; kept if killed, to resume
+    # the figures go inside the model folder (evaluate copies them to reports/training/): a
+    # stage whose outputs are all cached can be restored from DVC's run-cache by another worker
     result = training.train(
         model_name=model, arch=dict(model_params.get("arch", {})), cfg=cfg,
         train_images=x_train, train_labels=y_train, val_images=x_val, val_labels=y_val,
-        classes=classes, out_dir=paths.model_dir(dataset, model, balance),
-        curves_dir=paths.training_dir(dataset, model, balance), run_name=run_name,
-        experiment_id=experiment_id, log_params=log_params, tags=tags)
+        classes=classes, out_dir=out_dir, curves_dir=work_dir / "training", run_name=run_name,
+        experiment_id=experiment_id, log_params=log_params, tags=tags, work_dir=work_dir)
     print(f"{run_name}: best validation accuracy {result.val_metrics['accuracy']:.4f}, macro-F1 "
           f"{result.val_metrics['macro_f1']:.4f} at epoch {result.best_epoch}/{result.epochs_run} "
           f"({result.seconds / 60:.1f} min, {result.images_per_second:.0f} img/s); "

@@ -3,6 +3,12 @@
 The best validation checkpoint is kept; every epoch's metrics, all params, the model
 (with signature and input example), the validation confusion matrix, the training-data
 fingerprint, the git commit and the DVC stage go to the MLflow run.
+
+Given a `work_dir` (outside the stage's outputs), a training killed at any point resumes
+from its last finished epoch when it is run again with the same settings and data: Keras'
+BackupAndRestore keeps the weights, optimizer state and epoch there, with the best
+checkpoint, the epoch log and the MLflow run id, which is continued. The outputs are
+written only at the end (temp path, then rename), so a killed run leaves none.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from emorec import files
 from emorec.data.preprocess import InputSpec, to_model_input
 from emorec.errors import EmorecError
 from emorec.models.optimizers import OPTIMIZERS
+from emorec.training.resume import History, finished_epochs, read_history, truncate_history, work_folder
 
 # Keys of models.<name> that are not TrainConfig fields: the architecture, the grid limits
 # of the CPU scope, and (documentation only) the paper's own settings.
@@ -185,9 +192,10 @@ def train(
     experiment_id: str,
     log_params: dict,
     tags: dict,
+    work_dir: Path | None = None,
 ) -> TrainResult:
+    import hashlib
     import shutil
-    import tempfile
 
     import keras
     import mlflow
@@ -216,14 +224,26 @@ def train(
     frozen = frozen_parts(model)
     cached = bool(frozen and cfg.cache_features and not cfg.online_augmentation)
 
-    work = Path(tempfile.mkdtemp(prefix=f"emorec-{run_name}-"))
+    fingerprint = files.fingerprint_arrays(train_images, train_labels)
+    key = hashlib.sha256(repr((model_name, sorted(arch.items()), sorted(vars(cfg).items()), fingerprint,
+                               files.fingerprint_arrays(val_images, val_labels))).encode()).hexdigest()
+    work, resumed = work_folder(work_dir, run_name, key)
     best_weights = work / "best.weights.h5"
     history_tmp = work / "history.csv"
     mode = "min" if "loss" in cfg.monitor else "max"
+    checkpoint = keras.callbacks.ModelCheckpoint(str(best_weights), monitor=cfg.monitor, mode=mode,
+                                                 save_best_only=True, save_weights_only=True)
+    done = finished_epochs(work)
+    if resumed and done:
+        truncate_history(history_tmp, done)
+        best = read_history(history_tmp).get(cfg.monitor, [])
+        if best:
+            checkpoint.best = min(best) if mode == "min" else max(best)
+        print(f"{run_name}: resuming after epoch {done} of {cfg.epochs} from {work}")
     callbacks = [
-        keras.callbacks.ModelCheckpoint(str(best_weights), monitor=cfg.monitor, mode=mode,
-                                        save_best_only=True, save_weights_only=True),
-        keras.callbacks.CSVLogger(str(history_tmp)),
+        keras.callbacks.BackupAndRestore(str(work / "backup"), delete_checkpoint=False),
+        checkpoint,
+        keras.callbacks.CSVLogger(str(history_tmp), append=bool(resumed and done)),
         _MlflowEpochLogger(),
     ]
     if cfg.early_stopping_patience:
@@ -234,24 +254,32 @@ def train(
             monitor=cfg.monitor, mode=mode, patience=cfg.reduce_lr_patience,
             factor=cfg.reduce_lr_factor, min_lr=cfg.min_learning_rate))
 
-    fingerprint = files.fingerprint_arrays(train_images, train_labels)
     curves_dir.mkdir(parents=True, exist_ok=True)
+    run_id = resumed.get("run_id") if resumed else None
     try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-            mlflow.log_params({k: str(v)[:500] for k, v in log_params.items()})
-            mlflow.log_params({"weights_used": resolved.label, "features_cached": cached,
-                               "n_train_used": len(train_labels), "params_total": model.count_params()})
-            mlflow.set_tags({**tags, "weights": resolved.label, "train_data_fingerprint": fingerprint,
-                             "input_spec": str(spec.to_dict())})
+        started = (mlflow.start_run(run_id=run_id) if run_id    # continue the killed run
+                   else mlflow.start_run(experiment_id=experiment_id, run_name=run_name))
+        with started as run:
+            files.write_json(work / "resume.json", {"key": key, "run_id": run.info.run_id})
+            if run_id:
+                mlflow.set_tag("resumed_after_epoch", str(done))
+            else:
+                mlflow.log_params({k: str(v)[:500] for k, v in log_params.items()})
+                mlflow.log_params({"weights_used": resolved.label, "features_cached": cached,
+                                   "n_train_used": len(train_labels), "params_total": model.count_params()})
+                mlflow.set_tags({**tags, "weights": resolved.label, "train_data_fingerprint": fingerprint,
+                                 "input_spec": str(spec.to_dict())})
             start = time.time()
-            history = _fit(model, frozen if cached else None, cfg, x_train, train_labels, x_val,
-                           val_labels, train_images, spec, callbacks)
-            seconds = time.time() - start
+            _fit(model, frozen if cached else None, cfg, x_train, train_labels, x_val,
+                 val_labels, train_images, spec, callbacks)
+            seconds = time.time() - start                       # this session's epochs only
             trained = frozen[1] if cached else model
             trained.load_weights(str(best_weights))
+            history = History(read_history(history_tmp))    # every epoch, across a resume
             monitored = history.history.get(cfg.monitor, [])
             best_epoch = int(np.argmin(monitored) if mode == "min" else np.argmax(monitored)) + 1
             epochs_run = len(history.history.get("loss", []))
+            epochs_now = epochs_run - (done if resumed else 0)
 
             probs = model.predict(x_val, batch_size=256, verbose=0)
             val_metrics = evaluation.compute_metrics(val_labels, probs.argmax(1), classes)
@@ -259,7 +287,7 @@ def train(
                                 "val_macro_f1": val_metrics["macro_f1"],
                                 "best_epoch": best_epoch, "epochs_run": epochs_run,
                                 "train_seconds": seconds,
-                                "train_images_per_second": len(x_train) * epochs_run / seconds})
+                                "train_images_per_second": len(x_train) * epochs_now / seconds})
 
             evaluation.plot_confusion(val_metrics["confusion"], classes,
                                       curves_dir / "val_confusion.png", normalize=True,
@@ -278,6 +306,7 @@ def train(
 
             with files.atomic_path(out_dir) as tmp_dir:
                 tmp_dir.mkdir(parents=True)
+                shutil.copytree(curves_dir, tmp_dir / "training")   # the figures travel with the model
                 model.save(tmp_dir / "model.keras")
                 files.write_json(tmp_dir / "run.json", {
                     "run_id": run.info.run_id,
@@ -299,11 +328,16 @@ def train(
                     "max_train_images": cfg.max_train_images,
                     "mixed_precision": cfg.mixed_precision,
                 })
-    finally:
+    except BaseException:
+        if work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    else:
         shutil.rmtree(work, ignore_errors=True)
+    finally:
         keras.mixed_precision.set_global_policy("float32")
     return TrainResult(out_dir / "model.keras", run.info.run_id, val_metrics, epochs_run,
-                       best_epoch, seconds, len(x_train) * epochs_run / max(seconds, 1e-9))
+                       best_epoch, seconds, len(x_train) * epochs_now / max(seconds, 1e-9))
 
 
 def compile_for(model, cfg: TrainConfig, n_train: int) -> None:
