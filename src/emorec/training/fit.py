@@ -24,6 +24,7 @@ from emorec import files
 from emorec.data.preprocess import InputSpec, to_model_input
 from emorec.errors import EmorecError
 from emorec.models.optimizers import OPTIMIZERS
+from emorec.training.distribute import distributed_data, predict_all
 from emorec.training.resume import History, finished_epochs, read_history, truncate_history, work_folder
 
 # Keys of models.<name> that are not TrainConfig fields: the architecture, the grid limits
@@ -54,6 +55,7 @@ class TrainConfig:
     max_train_images: int | None = None  # seeded, class-stratified subsample (CPU budget)
     mixed_precision: bool = False        # mixed_float16 (GPU runs)
     jit_compile: str | bool = "auto"     # XLA; Keras' own default is "auto"
+    distribution: str | None = None      # data_parallel: every device of this machine
     verbose: int = 2
 
     @classmethod
@@ -87,7 +89,7 @@ class TrainConfig:
 
 
 def augmented_batches(images: np.ndarray, labels: np.ndarray, spec: InputSpec, batch_size: int,
-                      augmentation: dict, seed: int):
+                      augmentation: dict, seed: int, full_batches_only: bool = False):
     """A Keras PyDataset that re-shuffles and randomly warps every training image each epoch
     (the on-the-fly side of Keras' ImageDataGenerator), backend-neutral and seeded."""
     import keras
@@ -103,7 +105,7 @@ def augmented_batches(images: np.ndarray, labels: np.ndarray, spec: InputSpec, b
             self.order = self.rng.permutation(len(images))
 
         def __len__(self):
-            return int(np.ceil(len(images) / batch_size))
+            return len(images) // batch_size if full_batches_only else int(np.ceil(len(images) / batch_size))
 
         def __getitem__(self, index):
             idx = self.order[index * batch_size:(index + 1) * batch_size]
@@ -176,7 +178,23 @@ class TrainResult:
     images_per_second: float
 
 
-def train(
+def train(*, cfg: TrainConfig, log_params: dict, **kwargs) -> TrainResult:
+    """Train one run (see `_train`) on one device, or on all of them with
+    `cfg.distribution: data_parallel` (each device takes `cfg.batch_size` images)."""
+    import dataclasses
+
+    from emorec.training import distribute
+
+    plan = distribute.plan(cfg.distribution, cfg.batch_size)
+    if cfg.distribution:
+        print(f"{kwargs.get('run_name', 'training')}: {plan.engine}, global batch {plan.global_batch}")
+    log_params = {**log_params, "devices": plan.devices, "distribution_engine": plan.engine,
+                  "global_batch_size": plan.global_batch}
+    with plan.scope:
+        return _train(cfg=dataclasses.replace(cfg, batch_size=plan.global_batch), log_params=log_params, **kwargs)
+
+
+def _train(
     *,
     model_name: str,
     arch: dict,
@@ -281,7 +299,7 @@ def train(
             epochs_run = len(history.history.get("loss", []))
             epochs_now = epochs_run - (done if resumed else 0)
 
-            probs = model.predict(x_val, batch_size=256, verbose=0)
+            probs = predict_all(model, x_val)
             val_metrics = evaluation.compute_metrics(val_labels, probs.argmax(1), classes)
             mlflow.log_metrics({"val_accuracy_best": val_metrics["accuracy"],
                                 "val_macro_f1": val_metrics["macro_f1"],
@@ -354,18 +372,25 @@ def _fit(model, frozen, cfg: TrainConfig, x_train, y_train, x_val, y_val, train_
     if frozen is not None:
         features, head = frozen
         print(f"frozen backbone: computing features once for {len(x_train)} + {len(x_val)} images")
-        f_train = features.predict(x_train, batch_size=256, verbose=cfg.verbose and 1)
-        f_val = features.predict(x_val, batch_size=256, verbose=0)
+        f_train = predict_all(features, x_train, verbose=cfg.verbose and 1)
+        f_val = predict_all(features, x_val)
         compile_for(head, cfg, len(f_train))
-        return head.fit(f_train, y_train, validation_data=(f_val, y_val), epochs=cfg.epochs,
-                        batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
-                        verbose=cfg.verbose)
+        train, val = distributed_data(f_train, y_train, f_val, y_val, cfg) if cfg.distribution else \
+            ((f_train, y_train), (f_val, y_val))
+        return _fit_on(head, train, val, cfg, callbacks)
     compile_for(model, cfg, len(x_train))
     if cfg.online_augmentation:
         data = augmented_batches(train_images, y_train, spec, cfg.batch_size,
-                                 cfg.online_augmentation, cfg.seed)
-        return model.fit(data, validation_data=(x_val, y_val), epochs=cfg.epochs,
-                         callbacks=callbacks, verbose=cfg.verbose)
-    return model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=cfg.epochs,
-                     batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks,
-                     verbose=cfg.verbose)
+                                 cfg.online_augmentation, cfg.seed, full_batches_only=bool(cfg.distribution))
+        val = distributed_data(x_train[:0], y_train[:0], x_val, y_val, cfg)[1] if cfg.distribution else (x_val, y_val)
+        return model.fit(data, validation_data=val, epochs=cfg.epochs, callbacks=callbacks, verbose=cfg.verbose)
+    train, val = distributed_data(x_train, y_train, x_val, y_val, cfg) if cfg.distribution else \
+        ((x_train, y_train), (x_val, y_val))
+    return _fit_on(model, train, val, cfg, callbacks)
+
+
+def _fit_on(model, train, val, cfg: TrainConfig, callbacks):
+    if isinstance(train, tuple):
+        return model.fit(*train, validation_data=val, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                         shuffle=True, callbacks=callbacks, verbose=cfg.verbose)
+    return model.fit(train, validation_data=val, epochs=cfg.epochs, callbacks=callbacks, verbose=cfg.verbose)
