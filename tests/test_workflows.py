@@ -81,3 +81,30 @@ def test_summary_has_the_comparison_and_registry(tmp_path):
         '{"model_name": "emorec-fer2013", "version": 3, "promoted": false, "reason": "left to a person"}')
     text = retrain.summary(tmp_path, "origin/main")
     assert "# Results" in text and "long table" not in text and "v3 not promoted" in text
+
+
+def test_retrain_fans_out_one_job_per_run_and_registers_only_in_the_aggregate():
+    """The matrix is the grid's run list (the plan job's own command, run here); train jobs
+    run only `train@<run>` and push the run-cache; the aggregate job alone reaches register."""
+    import json
+    import re
+    import sys
+
+    wf = yaml.safe_load((REPO / ".github" / "workflows" / "retrain.yml").read_text())
+    jobs = wf["jobs"]
+    assert set(jobs) == {"plan", "train", "aggregate"}
+    assert jobs["train"]["strategy"]["matrix"]["run"] == "${{ fromJSON(needs.plan.outputs.runs) }}"
+    assert jobs["train"]["runs-on"] == jobs["aggregate"]["runs-on"] == "${{ vars.RETRAIN_RUNNER || 'ubuntu-latest' }}"
+    train_steps = "\n".join(step.get("run", "") for step in jobs["train"]["steps"])
+    assert 'dvc exp run $OVERRIDES "train@$RUN"' in train_steps and "dvc push --run-cache" in train_steps
+    assert "register" not in train_steps
+    aggregate = "\n".join(step.get("run", "") for step in jobs["aggregate"]["steps"])
+    assert "dvc fetch --run-cache" in aggregate and "dvc exp run --pull" in aggregate
+    plan = next(step["run"] for step in jobs["plan"]["steps"] if step.get("id") == "runs")
+    snippet = re.search(r"python -c '([^']+)'", plan).group(1)
+    listed = subprocess.run([sys.executable, "-m", "emorec.cli", "grid", "--json", "-S", "grid.datasets=[fer2013]"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout
+    names = subprocess.run([sys.executable, "-c", snippet.replace('open("runs.json")', "sys.stdin")
+                            .replace("import json;", "import json, sys;")], input=listed, capture_output=True,
+                           text=True, check=True).stdout
+    assert json.loads(names) == [r["name"] for r in json.loads(listed)] and "fer2013-cnn-plain" in json.loads(names)
