@@ -301,6 +301,28 @@ def serving_section(r: dict | None) -> tuple[list[str], list[tuple]]:
     return lines, targets
 
 
+def fanout_section(r: dict | None) -> tuple[list[str], list[tuple]]:
+    """The grid over 1 and 3 workers (benchmarks/fanout.py)."""
+    if not r:
+        return ["## 6. Scale-out: the grid over workers", "", "Not measured yet: run `python benchmarks/fanout.py`.",
+                ""], []
+    lines = ["## 6. Scale-out: the grid over workers", "",
+             f"`python benchmarks/fanout.py` ({_machine_line(r['machine'])}). Grid: {r['grid']}, "
+             f"{r['per_class']} faces per class, {r['epochs']} epoch(s), in sandbox copies of the project; the team "
+             "MLflow server (PostgreSQL) and a folder DVC remote on loopback, fresh for each round. Workers run "
+             "concurrently on this one machine, so they share its cores; on separate machines the wall time "
+             "would divide by the worker count instead.", "",
+             "| workers | wall time of the trainings (s) | aggregator (s) | train stages the aggregator ran | "
+             "restored from the run-cache |", "|---|---|---|---|---|"]
+    for row in r["rounds"]:
+        lines.append(f"| {row['workers']} | {row['wall_s']} | {row['aggregator_s']} | {row['aggregator_trained']} | "
+                     f"{row['aggregator_restored']} |")
+    lines += ["", f"3 workers against 1: {r['speedup_3_vs_1']}x.", ""]
+    trained = sum(row["aggregator_trained"] for row in r["rounds"])
+    return lines, [("the aggregator re-trains nothing the workers trained", f"{trained} train stage(s) run",
+                    trained == 0)]
+
+
 def build(results: Path, default_detector: str, default_model: str) -> tuple[str, list[tuple]]:
     """The markdown of reports/benchmarks.md and the targets (text, measured, met or None),
     from the JSON rows in `results`; the plot is written there too."""
@@ -345,6 +367,9 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
     body += lines
     lines, serve_targets = serving_section(_load(results, "serve_load"))
     body += lines
+    lines, fanout_targets = fanout_section(_load(results, "fanout"))
+    body += lines
+    serve_targets += fanout_targets
     noop = facts.get("noop_full", facts.get("noop_sandbox"))
     if noop is not None:
         targets.append(("no-op `dvc repro` <= 10 s", f"{noop:.1f} s" + (" (full checkout)" if "noop_full" in facts
@@ -365,7 +390,7 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
             "measured in one run rather than absolute figures across sections.", "",
             "Regenerate: `python benchmarks/peer_fer.py all`, `python benchmarks/input_pipeline.py`, "
             "`python benchmarks/dvc_overhead.py sandbox`, `python benchmarks/dvc_overhead.py project`, "
-            "`python benchmarks/serve_load.py --model <file>`, then "
+            "`python benchmarks/serve_load.py --model <file>`, `python benchmarks/fanout.py`, then "
             "`python benchmarks/summarize.py`. Model sizes, FLOPs and per-model training/inference speed are in "
             "[benchmarks/model_throughput.md](benchmarks/model_throughput.md).", "",
             "## Targets", "", "| target | measured | met |", "|---|---|---|"]

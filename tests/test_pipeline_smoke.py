@@ -16,7 +16,7 @@ from emorec import sandbox
 
 
 def _sh(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=1800)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
