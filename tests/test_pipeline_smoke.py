@@ -60,8 +60,12 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     with sqlite3.connect(work / "mlflow.db") as db:
         runs = db.execute("select count(*) from runs").fetchone()[0]
         models = db.execute("select count(*) from logged_models").fetchone()[0]
-    # grid runs, plus the studies: crossval parent + 2 folds, seeds parent + 1 extra seed
-    assert runs == len(trained) + 3 + 2 and models == len(trained) + 2 + 1
+    # grid runs, plus the studies: crossval parent + 2 folds, seeds parent + 1 extra seed;
+    # logged models: one per trained run and study fit, plus the served pyfunc `register`
+    # logs for each dataset it registers
+    registered = [p for p in (work / "reports" / "registry").glob("*.json") if "skipped" not in json.loads(p.read_text())]
+    assert runs == len(trained) + 3 + 2 and models == len(trained) + 2 + 1 + len(registered)
+    assert len(registered) == 2   # fer2013 and affectnet_pca; rafdb has no data
     weights = json.loads((work / "models" / "fer2013" / "custom_mobilenet-plain" / "run.json").read_text())
     assert weights["weights"] == "scratch" and "mobilenet_1_0_224_tf_no_top.h5" in weights["weights_note"]
 
