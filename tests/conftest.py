@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import os
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -107,3 +108,14 @@ def records():
 @pytest.fixture
 def fer_zip(tmp_path, records) -> Path:
     return write_image_zip(tmp_path / "fer2013.zip", records)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_uri_restored():
+    """A test that calls mlflow.set_tracking_uri (it also sets MLFLOW_TRACKING_URI) must not
+    point later tests at its store, which may be gone."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:
+        mlflow.set_tracking_uri(before)
