@@ -55,7 +55,7 @@ def test_mlflow_models_serve_answers_a_real_photo(tmp_path):
 
     assert Classifier("models:/emorec-fer2013@champion").classes[3] == "happy"
 
-    from emorec.serving.process import free_port
+    from emorec.serving.process import free_port, stop
 
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
@@ -92,8 +92,4 @@ def test_mlflow_models_serve_answers_a_real_photo(tmp_path):
             invoke(["not base64!"])
         assert err.value.code == 400 and "not valid base64" in err.value.read().decode()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

@@ -18,6 +18,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def serving(model: str | Path, *extra: str, cwd: Path | None = None, timeout: float = 180.0, env=None):
     """Yield the base URL of `emorec serve --model MODEL` once /ready answers; stop it after.
@@ -42,10 +52,6 @@ def serving(model: str | Path, *extra: str, cwd: Path | None = None, timeout: fl
                 time.sleep(0.3)
         yield base, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
         Path(log.name).unlink(missing_ok=True)
