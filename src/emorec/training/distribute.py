@@ -63,7 +63,6 @@ def distributed_data(x_train, y_train, x_val, y_val, cfg):
     first len - len % batch images. The final validation metrics use every image."""
     import keras
 
-    n_val = max(cfg.batch_size, len(x_val) - len(x_val) % cfg.batch_size)
     seed, size = cfg.seed, cfg.batch_size
 
     class FullBatches(keras.utils.PyDataset):
@@ -82,7 +81,13 @@ def distributed_data(x_train, y_train, x_val, y_val, cfg):
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(x_train))
 
-    return FullBatches(), (x_val[:n_val], y_val[:n_val])
+    return FullBatches(), whole_batches(x_val, y_val, cfg.batch_size)
+
+
+def whole_batches(x, y, batch_size: int):
+    """The first len - len % batch_size rows (at least one batch): what splits evenly."""
+    n = max(batch_size, len(x) - len(x) % batch_size)
+    return x[:n], y[:n]
 
 
 def predict_all(model, x, verbose: int = 0, batch_size: int = 256):

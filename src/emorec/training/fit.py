@@ -24,7 +24,7 @@ from emorec import files
 from emorec.data.preprocess import InputSpec, to_model_input
 from emorec.errors import EmorecError
 from emorec.models.optimizers import OPTIMIZERS
-from emorec.training.distribute import distributed_data, predict_all
+from emorec.training.distribute import distributed_data, predict_all, whole_batches
 from emorec.training.resume import History, finished_epochs, read_history, truncate_history, work_folder
 
 # Keys of models.<name> that are not TrainConfig fields: the architecture, the grid limits
@@ -382,7 +382,7 @@ def _fit(model, frozen, cfg: TrainConfig, x_train, y_train, x_val, y_val, train_
     if cfg.online_augmentation:
         data = augmented_batches(train_images, y_train, spec, cfg.batch_size,
                                  cfg.online_augmentation, cfg.seed, full_batches_only=bool(cfg.distribution))
-        val = distributed_data(x_train[:0], y_train[:0], x_val, y_val, cfg)[1] if cfg.distribution else (x_val, y_val)
+        val = whole_batches(x_val, y_val, cfg.batch_size) if cfg.distribution else (x_val, y_val)
         return model.fit(data, validation_data=val, epochs=cfg.epochs, callbacks=callbacks, verbose=cfg.verbose)
     train, val = distributed_data(x_train, y_train, x_val, y_val, cfg) if cfg.distribution else \
         ((x_train, y_train), (x_val, y_val))
