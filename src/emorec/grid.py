@@ -2,7 +2,8 @@
 
 A profile is a list of runs. `full` is every grid dataset x model x balance with the
 paper's settings; `cpu` (the default 2-core run) keeps only the cells each model's
-`models.<name>.cpu.cells` allows. Which of them train here (their data present) is
+`models.<name>.cpu.cells` allows; `gpu` trains every cell (or `models.<name>.gpu.cells`)
+with each model's `gpu:` recipe. Which of them train here (their data present) is
 `emorec.runs`; this module reads params only."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from emorec.config import section
 from emorec.errors import EmorecError
 
-PROFILES = ("cpu", "full")
+PROFILES = ("cpu", "gpu", "full")
 BALANCE_MODES = ("plain", "balanced")
 PCA_SUFFIX = "_pca"
 
@@ -87,8 +88,8 @@ def cells(params: dict, name: str | None = None) -> list[Run]:
     runs = []
     for dataset in grid["datasets"]:
         for model in grid["models"]:
-            allowed = ((section(params, "models", model).get("cpu") or {}).get("cells") or {}
-                       if name == "cpu" else {})
+            allowed = ((section(params, "models", model).get(name) or {}).get("cells") or {}
+                       if name in ("cpu", "gpu") else {})
             for balance in grid["balance"]:
                 if dataset in allowed.get("datasets", [dataset]) and balance in allowed.get("balance", [balance]):
                     runs.append(Run(dataset, model, balance))

@@ -67,6 +67,9 @@ def not_trained(params: dict, root: Path, run: Run) -> str | None:
     if run.dataset in absent:
         return absent[run.dataset]
     if run not in active:
+        why = (((params.get("models") or {}).get(run.model) or {}).get(profile(params)) or {}).get("why")
+        if why:
+            return f"GPU profile: {why}"
         return (f"not a run of profile {profile(params)!r}"
                 + ("; the full profile trains it (grid.profile: full)" if run in cells(params, "full") else ""))
     return None

@@ -106,3 +106,33 @@ def balance(images: np.ndarray, labels: np.ndarray, num_classes: int, target: st
     out_labels = np.concatenate([labels, np.array(new_labels, labels.dtype)])
     flags = np.concatenate([np.zeros(len(labels), bool), np.ones(len(new_labels), bool)])
     return out_images, out_labels, flags
+
+
+def augmented_batches(images: np.ndarray, labels: np.ndarray, spec, batch_size: int,
+                      augmentation: dict, seed: int, full_batches_only: bool = False):
+    """A Keras PyDataset that re-shuffles and randomly warps every training image each epoch
+    (the on-the-fly side of Keras' ImageDataGenerator), backend-neutral and seeded."""
+    import keras
+
+    from emorec.data.preprocess import to_model_input
+
+    cfg = AugmentConfig.from_params(augmentation)
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(images))
+
+        def __len__(self):
+            return len(images) // batch_size if full_batches_only else int(np.ceil(len(images) / batch_size))
+
+        def __getitem__(self, index):
+            idx = self.order[index * batch_size:(index + 1) * batch_size]
+            batch = np.stack([augment_image(images[i], self.rng, cfg) for i in idx])
+            return to_model_input(batch, spec), labels[idx]
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(images))
+
+    return Batches()

@@ -42,3 +42,9 @@ def load_part(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray, tuple[st
 
 def train_part(balance: str) -> str:
     return "train_balanced" if balance == "balanced" else "train"
+
+
+def load_ids(folder: Path, name: str) -> np.ndarray | None:
+    """Each face's source file name (split, class, id) in the part, or None if not recorded."""
+    data = files.load_npz(folder / f"{name}.npz")
+    return data["source_id"] if "source_id" in data else None

@@ -30,7 +30,7 @@ class ModelSpec:
 
 
 # Every module of this package except these is a model module that registers its builders.
-MODELS: Registry[ModelSpec] = Registry("model", __name__, skip=("parts", "weights", "optimizers", "loading"))
+MODELS: Registry[ModelSpec] = Registry("model", __name__, skip=("parts", "weights", "optimizers", "losses", "loading"))
 
 
 def register(spec: ModelSpec) -> ModelSpec:

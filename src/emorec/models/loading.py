@@ -12,7 +12,7 @@ from pathlib import Path
 
 from emorec import files, models
 from emorec.errors import EmorecError
-from emorec.models import optimizers
+from emorec.models import losses, optimizers
 
 
 def register_custom_layers() -> None:
@@ -36,6 +36,7 @@ def load_file(path):
     if not zipfile.is_zipfile(path):
         raise EmorecError(f"{path}: not a Keras .keras archive")
     optimizers.rectified_adam_class()   # registered, so compiled models load
+    losses.smoothed_crossentropy_class()
     register_custom_layers()
     try:
         with SafeModeScope(True):

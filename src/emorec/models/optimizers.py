@@ -4,7 +4,8 @@ backend and saves/loads as a registered serializable class."""
 
 from __future__ import annotations
 
-OPTIMIZERS = ("rmsprop", "adam", "sgd", "radam")
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd", "sgd_nesterov", "radam")
+SCHEDULES = (None, "cosine", "cosine_to_zero")
 
 
 def _rectified_adam_class():
@@ -68,16 +69,29 @@ def rectified_adam(**kwargs):
     return rectified_adam_class()(**kwargs)
 
 
-def make(name: str, learning_rate, schedule: str | None = None, total_steps: int = 1):
-    """The optimizer; with schedule 'cosine' the rate decays to 1 % over `total_steps`."""
+def make(name: str, learning_rate, schedule: str | None = None, total_steps: int = 1,
+         weight_decay: float | None = None, warmup_steps: int = 0):
+    """The optimizer. schedule 'cosine' decays the rate to 1 % over `total_steps`,
+    'cosine_to_zero' to 0; either first ramps it up linearly over `warmup_steps`.
+    `weight_decay` is decoupled (AdamW-style) on every optimizer that takes it."""
     import keras
 
-    if schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.01)
+    if schedule in ("cosine", "cosine_to_zero"):
+        alpha = 0.01 if schedule == "cosine" else 0.0
+        warmup_steps = min(int(warmup_steps), max(total_steps - 1, 0))
+        if warmup_steps:
+            learning_rate = keras.optimizers.schedules.CosineDecay(
+                0.0, max(total_steps - warmup_steps, 1), alpha=alpha,
+                warmup_target=learning_rate, warmup_steps=warmup_steps)
+        else:
+            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=alpha)
+    decay = {"weight_decay": weight_decay} if weight_decay else {}
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate)
+        return keras.optimizers.RMSprop(learning_rate, **decay)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.Adam(learning_rate, **decay)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay or 0.004)
     if name == "radam":
-        return rectified_adam(learning_rate=learning_rate)
-    return keras.optimizers.SGD(learning_rate, momentum=0.9)
+        return rectified_adam(learning_rate=learning_rate, **decay)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=name == "sgd_nesterov", **decay)

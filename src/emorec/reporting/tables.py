@@ -60,7 +60,9 @@ def comparison_markdown(rows: list[dict]) -> str:
         "`weights, epochs` says how each was trained - `scratch` where ImageNet weights were "
         "unreachable offline, so a pretrained model of the paper is compared with a from-scratch "
         "one of ours. *full profile*: the default 2-core run (`grid.profile: cpu`) does not "
-        "train that cell; the full profile does (`grid.profile: full`, GPU, see README). Provenance is in the last table.",
+        "train that cell; the full profile does (`grid.profile: full`, GPU, see README). *GPU profile*: "
+        "a model that does not learn, or does not reach the paper's number, in a 2-core CPU budget; "
+        "the default run leaves it out and the list under each table says why. Provenance is in the last table.",
         "",
     ]
     datasets = sorted({r["provenance"]["dataset"] for r in rows})
@@ -93,7 +95,8 @@ def comparison_markdown(rows: list[dict]) -> str:
                 paper_acc = _fmt(paper.accuracy(pkey[0], pkey[1], bal), 2)
                 if r is None or "skipped" in r:
                     why = "not run" if r is None else (
-                        "full profile" if _skip_kind(r) == "profile" else "needs data")
+                        ("GPU profile" if r["skipped"].startswith("GPU profile") else "full profile")
+                        if _skip_kind(r) == "profile" else "needs data")
                     cells += [why, "", paper_acc]
                 else:
                     cells += [_fmt(r["test"]["accuracy"]), _fmt(r["test"]["macro_f1"]), paper_acc]
@@ -105,6 +108,12 @@ def comparison_markdown(rows: list[dict]) -> str:
                 continue
             lines.append(f"| {m} (paper only) | | | {_fmt(acc.get('plain'), 2)} | | | "
                          f"{_fmt(acc.get('balanced'), 2)} | |" + (" |" if pca else ""))
+        reasons = {r["provenance"]["model"]: r["skipped"].removeprefix("GPU profile: ") for r in ds_rows
+                   if "skipped" in r and r["skipped"].startswith("GPU profile")}
+        if reasons:
+            lines += ["", "*GPU profile*: not trained by the default CPU run, because:", ""]
+            lines += [f"- {m}: {why}" for m, why in sorted(reasons.items())]
+        lines += calibration_lines([r for r in ds_rows if "test" in r])
         tables = ", ".join(v for (d, _), v in paper.TABLE_NAMES.items() if d == ds.removesuffix("_pca"))
         lines += ["", (f"Paper columns from its {tables}." if tables else "")
                   + (" The paper's PCA row is DenseNet121 (PCA); its other AffectNet rows are "
@@ -140,6 +149,32 @@ def comparison_markdown(rows: list[dict]) -> str:
     lines += ["", "*train img/s*: training images x epochs run / wall time of `fit`, which includes "
               "each epoch's validation pass; on the machine named, which was shared with other work.", ""]
     return "\n".join(lines)
+
+
+def calibration_lines(rows: list[dict]) -> list[str]:
+    """Confidence and robustness per evaluated run: ECE (15 bins) on test before and after
+    the temperature fitted on validation, test-time augmentation, official sub-splits and
+    accuracy on shrunk faces."""
+    if not rows:
+        return []
+    out = ["", "Calibration, test-time augmentation and face size (test split; the temperature "
+           "is fitted on validation):", "",
+           "| run | accuracy | TTA accuracy | sub-splits | ECE raw | ECE scaled | temperature | accuracy at 16 / 24 / 32 px |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cal = r.get("calibration")
+        name = r["provenance"]["run_name"]
+        if not cal:
+            out.append(f"| {name} | {_fmt(r['test']['accuracy'])} | | | not measured: evaluated before "
+                       "calibration existed (the next `dvc repro` re-runs evaluate) | | | |")
+            continue
+        tta = r.get("tta") or {}
+        subs = ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in (r.get("subsets") or {}).items())
+        sizes = " / ".join(_fmt(v) for v in (r.get("face_size") or {}).values())
+        out.append(f"| {name} | {_fmt(r['test']['accuracy'])} | "
+                   + (f"{_fmt(tta.get('accuracy'))} ({tta['views']})" if tta else "") + f" | {subs} | "
+                   f"{cal['ece']['test_raw']:.3f} | {cal['ece']['test_scaled']:.3f} | {cal['temperature']:.2f} | {sizes} |")
+    return out
 
 
 def crossval_markdown(record: dict) -> str:

@@ -16,6 +16,7 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
 
     from emorec.data.preprocess import InputSpec, to_model_input
     from emorec.evaluation import metrics as evaluation
+    from emorec.evaluation import scoring
     from emorec.experiments import tracking
     from emorec.models.loading import load_model
 
@@ -32,9 +33,18 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
     x_test, y_test, classes = prepared.load_part(paths.prepared(dataset), "test")
     if tuple(classes) != spec.classes:
         raise EmorecError(f"model classes {spec.classes} differ from the test data's {classes}")
-    probs = keras_model.predict(to_model_input(x_test, spec), batch_size=256, verbose=0)
+    def predict(faces):
+        return keras_model.predict(to_model_input(faces, spec), batch_size=256, verbose=0)
+
+    probs = predict(x_test)
     pred = probs.argmax(1)
     metrics = evaluation.compute_metrics(y_test, pred, classes)
+    x_val, y_val, _ = prepared.load_part(paths.prepared(dataset), "val")
+    settings = params.get("evaluate") or {}
+    extra = scoring.score(predict, x_val, y_val, x_test, y_test, prepared.load_ids(paths.prepared(dataset), "test"),
+                          classes, settings.get("tta"), list(settings.get("face_sizes") or []),
+                          out_dir / "reliability.png", f"{run_name}: test reliability")
+    temperature = extra["calibration"]["temperature"]
     evaluation.plot_confusion(metrics["confusion"], classes, out_dir / "confusion_counts.png",
                               normalize=False, title=f"{run_name}: test confusion (counts)")
     evaluation.plot_confusion(metrics["confusion"], classes, out_dir / "confusion_normalized.png",
@@ -70,22 +80,41 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
         "git_commit": tracking.git_commit(paths.root), "mlflow_run_id": meta["run_id"],
         "train_data_fingerprint": meta["train_data_fingerprint"],
     }
+    provenance["evaluate"] = {"tta": settings.get("tta"), "face_sizes": settings.get("face_sizes"),
+                              "temperature_fitted_on": "validation split"}
     files.write_json(out_dir / "evaluation.json",
-                  {"test": metrics, "validation": meta["val_metrics"], "provenance": provenance})
-    files.write_json(metrics_path, {
+                  {"test": metrics, "validation": meta["val_metrics"], **extra, "provenance": provenance})
+    headline = {
         "test": {k: round(metrics[k], 4) for k in ("accuracy", "macro_f1", "weighted_f1")},
         "validation": {k: round(meta["val_metrics"][k], 4) for k in ("accuracy", "macro_f1")},
-    })
+        "calibration": {"temperature": temperature, "ece_test_raw": extra["calibration"]["ece"]["test_raw"],
+                        "ece_test": extra["calibration"]["ece"]["test_scaled"]},
+    }
+    if "tta" in extra:
+        headline["test_tta"] = {k: extra["tta"][k] for k in ("accuracy", "macro_f1")}
+    for name, sub in extra["subsets"].items():
+        headline["test"][f"accuracy_{name}"] = sub["accuracy"]
+    files.write_json(metrics_path, headline)
 
     tracking.configure(paths.root, section(params, "mlflow", "experiment"))
     with mlflow.start_run(run_id=meta["run_id"]):
         mlflow.log_metrics({"test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
                             "test_weighted_f1": metrics["weighted_f1"]})
         mlflow.log_metrics({f"test_f1_{c}": m["f1"] for c, m in metrics["per_class"].items()})
+        mlflow.log_metrics({"temperature": temperature, "test_ece_raw": extra["calibration"]["ece"]["test_raw"],
+                            "test_ece": extra["calibration"]["ece"]["test_scaled"],
+                            **({"test_accuracy_tta": extra["tta"]["accuracy"]} if "tta" in extra else {}),
+                            **{f"test_accuracy_{n}": v["accuracy"] for n, v in extra["subsets"].items()},
+                            **{f"test_accuracy_face_{k}px": v for k, v in extra["face_size"].items()}})
+        # the temperature travels with the model: register, export and inference read it here
+        mlflow.log_dict({**spec.to_dict(), "temperature": temperature}, "preprocessing.json")
         mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
         mlflow.set_tag("evaluated_by", tracking.dvc_stage(f"evaluate@{run_name}"))
     print(f"{run_name}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
-          f"(n={metrics['n']}) -> {metrics_path.relative_to(paths.root)}")
+          f"(n={metrics['n']}); ECE {extra['calibration']['ece']['test_raw']:.3f} -> "
+          f"{extra['calibration']['ece']['test_scaled']:.3f} at T={temperature:.2f}"
+          + (f"; {extra['tta']['views']} TTA {extra['tta']['accuracy']:.4f}" if "tta" in extra else "")
+          + f" -> {metrics_path.relative_to(paths.root)}")
     return metrics_path
 
 

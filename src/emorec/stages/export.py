@@ -44,7 +44,8 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
                           "register stage or `emorec registry promote VERSION`")
     uri = f"models:/{name}@{alias}"
     try:
-        spec = InputSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/preprocessing.json"))
+        carried = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/preprocessing.json")
+        spec = InputSpec.from_dict(carried)
         model = tracking.load_logged_keras(uri)
     except Exception as exc:  # missing or damaged artifacts raise many types
         raise EmorecError(f"cannot load {uri} ({type(exc).__name__}: {str(exc)[:300]})") from exc
@@ -55,10 +56,11 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
         exported = export.export_all(model, tmp, cfg.get("quantization", "float16"))
         results = export.check(exported, reference, x, latency_runs=int(cfg.get("latency_runs", 100)),
                                min_agreement=cfg.get("min_agreement"))
-        files.write_json(tmp / "preprocessing.json", spec.to_dict())
+        # every export carries the softmax temperature evaluate fitted on validation
+        files.write_json(tmp / "preprocessing.json", {**spec.to_dict(), **_temperature(carried)})
     files.write_json(report_json, {"dataset": dataset, "model_name": name, "version": str(champion.version),
                                 "run_id": champion.run_id, "parity_images": len(x),
-                                "input_spec": spec.to_dict(), "formats": results})
+                                "input_spec": spec.to_dict(), **_temperature(carried), "formats": results})
     files.write_text(report_json.with_suffix(".md"), export.report_markdown(
         name, str(champion.version), results, len(x), f"{dataset} test split"))
     failed = [f for f, r in results.items() if not r["passed"]]
@@ -68,3 +70,7 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
     if failed:
         raise EmorecError(f"export parity failed for {', '.join(failed)}; see {report_json}")
     return out
+
+
+def _temperature(carried: dict) -> dict:
+    return {"temperature": carried["temperature"]} if "temperature" in carried else {}

@@ -79,7 +79,8 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
         return evaluation.compute_metrics(y_val, pred, classes)[metric]
 
     tracking.configure(paths.root, section(params, "mlflow", "experiment"))
-    service_uri = _log_service_model(params, paths, meta, paths.model_dir(dataset, model, balance))
+    service_uri = _log_service_model(params, paths, meta, paths.model_dir(dataset, model, balance),
+                                     (record.get("calibration") or {}).get("temperature"))
     tags["keras_model_uri"] = meta["model_uri"]
     decision = registry.register_and_maybe_promote(
         dataset=dataset, run={**meta, "model_uri": service_uri}, tags=tags, metric=metric, margin=float(cfg.get("margin", 0.0)),
@@ -96,9 +97,10 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
     return out
 
 
-def _log_service_model(params: dict, paths: Paths, meta: dict, folder: Path) -> str:
+def _log_service_model(params: dict, paths: Paths, meta: dict, folder: Path, temperature: float | None) -> str:
     """The version registered is the served pyfunc (the infer: block's detector inside, the
-    trained .keras file as classifier), logged into the candidate's own run."""
+    trained .keras file as classifier, and the softmax temperature that evaluate fitted on
+    validation), logged into the candidate's own run."""
     import mlflow
 
     from emorec.serving.service_model import log_service_model
@@ -114,5 +116,6 @@ def _log_service_model(params: dict, paths: Paths, meta: dict, folder: Path) -> 
                               "carries the infer.detector inside it")
         settings["weights"] = str(weights)
     with mlflow.start_run(run_id=meta["run_id"]):
-        info = log_service_model(folder / "model.keras", meta["input_spec"], detector, settings, infer=infer)
+        spec = {**meta["input_spec"], **({"temperature": temperature} if temperature else {})}
+        info = log_service_model(folder / "model.keras", spec, detector, settings, infer=infer)
     return info.model_uri

@@ -45,7 +45,7 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
     # the figures go inside the model folder (evaluate copies them to reports/training/): a
     # stage whose outputs are all cached can be restored from DVC's run-cache by another worker
     result = training.train(
-        model_name=model, arch=dict(model_params.get("arch", {})), cfg=cfg,
+        model_name=model, arch=training.model_arch(model_params, scope), cfg=cfg,
         train_images=x_train, train_labels=y_train, val_images=x_val, val_labels=y_val,
         classes=classes, out_dir=out_dir, curves_dir=work_dir / "training", run_name=run_name,
         experiment_id=experiment_id, log_params=log_params, tags=tags, work_dir=work_dir)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from emorec import files
+from emorec.data.augment import augmented_batches  # noqa: F401  (re-exported: studies, benchmarks)
 from emorec.data.preprocess import InputSpec, to_model_input
 from emorec.errors import EmorecError
 from emorec.models.optimizers import OPTIMIZERS
@@ -29,7 +30,13 @@ from emorec.training.resume import History, finished_epochs, read_history, trunc
 
 # Keys of models.<name> that are not TrainConfig fields: the architecture, the grid limits
 # of the CPU scope, and (documentation only) the paper's own settings.
-MODEL_ONLY_KEYS = ("arch", "cpu", "paper")
+MODEL_ONLY_KEYS = ("arch", "cpu", "gpu", "paper")
+
+
+def model_arch(model_params: dict, scope: str = "full") -> dict:
+    """The architecture: models.<m>.arch, with the scope block's own `arch:` over it."""
+    narrowed = (model_params.get(scope) or {}).get("arch") if scope in ("cpu", "gpu") else None
+    return {**(model_params.get("arch") or {}), **(narrowed or {})}
 
 
 @dataclass
@@ -46,8 +53,12 @@ class TrainConfig:
     seed: int = 42
     input_size: int | None = None
     channels: int | None = None
-    online_augmentation: dict | None = None
-    lr_schedule: str | None = None
+    online_augmentation: dict | None = None   # numpy warps per image, on the host (paper §IV.D)
+    batch_augmentation: dict | None = None    # in-graph augmentation of every batch (recipe.BatchAugment)
+    label_smoothing: float = 0.0
+    weight_decay: float | None = None         # decoupled, per optimizer step
+    lr_schedule: str | None = None            # null | cosine (to 1 %) | cosine_to_zero
+    warmup_epochs: int = 0                    # linear warm-up before the cosine decay
     weights: str | None = None           # imagenet | null (scratch) | a file path
     weights_fallback: str | None = None  # scratch: train from scratch when weights are unavailable
     allow_download: bool = True          # fetch missing ImageNet weights (never at import time)
@@ -61,13 +72,15 @@ class TrainConfig:
     @classmethod
     def from_params(cls, train_params: dict, model_params: dict, seed: int,
                     dataset: str | None = None, scope: str = "full") -> "TrainConfig":
-        """train.* settings, then the model's own, then (scope cpu) the model's `cpu:`
-        settings, then train.overrides.<dataset>."""
+        """train.* settings, then the model's own, then (scope cpu or gpu) the model's
+        `cpu:` or `gpu:` settings, then train.overrides.<dataset> (scope gpu: not applied,
+        they narrow the CPU budget)."""
         base = {k: v for k, v in train_params.items() if k != "overrides"}
         overrides = (train_params.get("overrides") or {}).get(dataset) or {}
         own = {k: v for k, v in model_params.items() if k not in MODEL_ONLY_KEYS}
-        cpu = {k: v for k, v in (model_params.get("cpu") or {}).items() if k != "cells"}
-        merged = {**base, **own, **(cpu if scope == "cpu" else {}), **overrides}
+        narrowed = {k: v for k, v in (model_params.get(scope) or {}).items() if k not in ("cells", "why", "arch")} \
+            if scope in ("cpu", "gpu") else {}
+        merged = {**base, **own, **narrowed, **(overrides if scope != "gpu" else {})}
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(merged) - known)
         if unknown:
@@ -78,50 +91,23 @@ class TrainConfig:
             raise EmorecError(f"params.yaml: unknown optimizer {cfg.optimizer!r}; use one of {OPTIMIZERS}")
         if cfg.epochs < 1 or cfg.batch_size < 1:
             raise EmorecError("params.yaml: epochs and batch_size must be at least 1")
-        if cfg.lr_schedule not in (None, "cosine"):
-            raise EmorecError(f"params.yaml: lr_schedule must be null or 'cosine', got {cfg.lr_schedule!r}")
+        from emorec.models.optimizers import SCHEDULES
+        from emorec.training.recipe import BatchAugment
+
+        if cfg.lr_schedule not in SCHEDULES:
+            raise EmorecError(f"params.yaml: lr_schedule must be one of {SCHEDULES}, got {cfg.lr_schedule!r}")
+        if not 0 <= cfg.label_smoothing < 0.5:
+            raise EmorecError("params.yaml: label_smoothing must be in [0, 0.5)")
+        if cfg.online_augmentation and cfg.batch_augmentation:
+            raise EmorecError("params.yaml: online_augmentation and batch_augmentation are both set; "
+                              "choose one (set the other to null)")
+        BatchAugment.from_params(cfg.batch_augmentation)      # refuses unknown keys and bad ranges
         if cfg.max_train_images is not None and cfg.max_train_images < 1:
             raise EmorecError("params.yaml: max_train_images must be null or at least 1")
         if cfg.lr_schedule and cfg.reduce_lr_patience:
             raise EmorecError("params.yaml: lr_schedule: cosine and reduce_lr_patience both set; "
                               "choose one (set reduce_lr_patience: null)")
         return cfg
-
-
-def augmented_batches(images: np.ndarray, labels: np.ndarray, spec: InputSpec, batch_size: int,
-                      augmentation: dict, seed: int, full_batches_only: bool = False):
-    """A Keras PyDataset that re-shuffles and randomly warps every training image each epoch
-    (the on-the-fly side of Keras' ImageDataGenerator), backend-neutral and seeded."""
-    import keras
-
-    from emorec.data.augment import AugmentConfig, augment_image
-
-    cfg = AugmentConfig.from_params(augmentation)
-
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(images))
-
-        def __len__(self):
-            return len(images) // batch_size if full_batches_only else int(np.ceil(len(images) / batch_size))
-
-        def __getitem__(self, index):
-            idx = self.order[index * batch_size:(index + 1) * batch_size]
-            batch = np.stack([augment_image(images[i], self.rng, cfg) for i in idx])
-            return to_model_input(batch, spec), labels[idx]
-
-        def on_epoch_end(self):
-            self.order = self.rng.permutation(len(images))
-
-    return Batches()
-
-
-def make_optimizer(name: str, learning_rate, schedule: str | None = None, total_steps: int = 1):
-    from emorec.models import optimizers
-
-    return optimizers.make(name, learning_rate, schedule, total_steps)
 
 
 def subsample(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
@@ -240,7 +226,12 @@ def _train(
     model = models.build(model_name, (spec.size, spec.size, spec.channels), len(classes),
                          weights=resolved, **arch)
     frozen = frozen_parts(model)
-    cached = bool(frozen and cfg.cache_features and not cfg.online_augmentation)
+    cached = bool(frozen and cfg.cache_features and not cfg.online_augmentation and not cfg.batch_augmentation)
+    fit_model = model
+    if cfg.batch_augmentation and not cached:        # augmentation in a training-only wrapper
+        from emorec.training.recipe import BatchAugment, augmented
+
+        fit_model = augmented(model, BatchAugment.from_params(cfg.batch_augmentation), cfg.seed)
 
     fingerprint = files.fingerprint_arrays(train_images, train_labels)
     key = hashlib.sha256(repr((model_name, sorted(arch.items()), sorted(vars(cfg).items()), fingerprint,
@@ -288,10 +279,10 @@ def _train(
                 mlflow.set_tags({**tags, "weights": resolved.label, "train_data_fingerprint": fingerprint,
                                  "input_spec": str(spec.to_dict())})
             start = time.time()
-            _fit(model, frozen if cached else None, cfg, x_train, train_labels, x_val,
+            _fit(fit_model, frozen if cached else None, cfg, x_train, train_labels, x_val,
                  val_labels, train_images, spec, callbacks)
             seconds = time.time() - start                       # this session's epochs only
-            trained = frozen[1] if cached else model
+            trained = frozen[1] if cached else fit_model
             trained.load_weights(str(best_weights))
             history = History(read_history(history_tmp))    # every epoch, across a resume
             monitored = history.history.get(cfg.monitor, [])
@@ -359,9 +350,13 @@ def _train(
 
 
 def compile_for(model, cfg: TrainConfig, n_train: int) -> None:
-    steps = int(np.ceil(n_train / cfg.batch_size)) * cfg.epochs
-    model.compile(optimizer=make_optimizer(cfg.optimizer, cfg.learning_rate, cfg.lr_schedule, steps),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+    from emorec.models import losses, optimizers
+
+    steps_per_epoch = int(np.ceil(n_train / cfg.batch_size))
+    model.compile(optimizer=optimizers.make(cfg.optimizer, cfg.learning_rate, cfg.lr_schedule,
+                                            steps_per_epoch * cfg.epochs, cfg.weight_decay,
+                                            steps_per_epoch * cfg.warmup_epochs),
+                  loss=losses.make(cfg.label_smoothing), metrics=["accuracy"],
                   jit_compile=cfg.jit_compile)
 
 

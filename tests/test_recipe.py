@@ -1,0 +1,234 @@
+"""The training recipe (in-graph augmentation, label smoothing, SGD-Nesterov, warm-up +
+cosine to zero), the calibration tools, and the GPU profile's standalone runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from emorec.errors import EmorecError
+from emorec.evaluation import calibration, scoring
+from emorec.training import recipe, standalone
+from emorec.training.fit import TrainConfig, model_arch
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_CNN = {"filters": (8, 16), "dense_units": 16, "conv_dropout": 0.0, "dense_dropout": 0.0}
+
+
+def _bands(n=64, size=48, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.integers(0, 50, (n, size, size, 1)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, 16 * c:16 * c + 16] = 230
+    return x, y
+
+
+# --- augmentation layers ---------------------------------------------------------------
+
+def test_batch_augment_refuses_unknown_keys_and_bad_ranges():
+    with pytest.raises(EmorecError, match="unknown key.*rotaton"):
+        recipe.BatchAugment.from_params({"rotaton": 10})
+    with pytest.raises(EmorecError, match="erasing is a probability"):
+        recipe.BatchAugment.from_params({"erasing": 1.5})
+    with pytest.raises(EmorecError, match="zoom must be"):
+        recipe.BatchAugment.from_params({"zoom": -0.1})
+    assert recipe.BatchAugment.from_params(None) is None
+
+
+def test_augmentation_changes_training_batches_only():
+    import keras
+
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    cfg = recipe.BatchAugment.from_params({"horizontal_flip": True, "rotation_degrees": 10, "translation": 0.1,
+                                           "zoom": 0.1, "erasing": 1.0, "downscale": 1.0, "brightness": 0.1,
+                                           "contrast": 0.2, "noise": 0.05})
+    wrapper = recipe.augmented(model, cfg, seed=1)
+    x = np.random.default_rng(0).random((8, 48, 48, 1)).astype("float32")
+    augmenters = keras.Sequential(wrapper.layers[1:-1])
+    out_train = np.asarray(augmenters(x, training=True))
+    out_infer = np.asarray(augmenters(x, training=False))
+    assert out_train.shape == x.shape
+    np.testing.assert_array_equal(out_infer, x)            # inference: identity
+    assert np.abs(out_train - x).mean() > 0.02             # training: changed
+    assert 0.0 <= out_train.min() and out_train.max() <= 1.0 + 1e-5
+    assert wrapper.layers[-1] is model                     # the saved model is the classifier alone
+
+
+def test_affine_warp_flips_exactly_and_keeps_an_identity_warp():
+    RandomAffine = recipe.layer_classes()[0]
+    x = np.random.default_rng(0).random((4, 12, 12, 1)).astype("float32")
+    flip_only = RandomAffine(flip=True, seed=3)
+    out = np.asarray(flip_only(x, training=True))
+    for img, o in zip(x, out):                             # each image is itself or its mirror
+        assert np.allclose(o, img, atol=1e-5) or np.allclose(o, img[:, ::-1], atol=1e-5)
+    still = RandomAffine(flip=False, seed=3)
+    np.testing.assert_allclose(np.asarray(still(x, training=True)), x, atol=1e-5)
+
+
+def test_recipe_trains_a_small_cnn_and_label_smoothing_loads_in_safe_mode(tmp_path):
+    import keras
+
+    from emorec import models
+    from emorec.models.loading import load_file
+    from emorec.training.fit import compile_for
+
+    x, y = _bands()
+    cfg = TrainConfig.from_params({"epochs": 6, "batch_size": 16, "optimizer": "sgd_nesterov", "learning_rate": 0.05,
+                                   "weight_decay": 5e-4, "lr_schedule": "cosine_to_zero", "warmup_epochs": 1,
+                                   "label_smoothing": 0.1,
+                                   "batch_augmentation": {"horizontal_flip": False, "translation": 0.05}},
+                                  {}, seed=0)
+    keras.utils.set_random_seed(0)
+    model = models.build("cnn", (48, 48, 1), 3, **SMALL_CNN)
+    wrapper = recipe.augmented(model, recipe.BatchAugment.from_params(cfg.batch_augmentation), 0)
+    compile_for(wrapper, cfg, len(y))
+    hist = wrapper.fit(x / 255.0, y, batch_size=16, epochs=cfg.epochs, verbose=0).history
+    assert hist["loss"][-1] < hist["loss"][0]
+    assert (model.predict(x / 255.0, verbose=0).argmax(1) == y).mean() > 0.6
+    model.save(tmp_path / "classifier.keras")               # what the train stage saves: no random layers
+    assert all("random" not in layer.name for layer in load_file(tmp_path / "classifier.keras").layers)
+    compile_for(model, cfg, len(y))                         # compiled with the smoothed loss (no wrapper) ...
+    model.fit(x / 255.0, y, batch_size=16, epochs=1, verbose=0)
+    model.save(tmp_path / "compiled.keras")                 # ... its loss class is registered: safe mode loads it
+    assert load_file(tmp_path / "compiled.keras").loss.label_smoothing == pytest.approx(0.1)
+
+
+def test_train_config_recipe_checks():
+    base = {"epochs": 2, "batch_size": 8, "optimizer": "sgd_nesterov", "learning_rate": 0.01}
+    with pytest.raises(EmorecError, match="lr_schedule must be one of"):
+        TrainConfig.from_params({**base, "lr_schedule": "linear"}, {}, 0)
+    with pytest.raises(EmorecError, match="label_smoothing"):
+        TrainConfig.from_params({**base, "label_smoothing": 0.7}, {}, 0)
+    with pytest.raises(EmorecError, match="choose one"):
+        TrainConfig.from_params({**base, "online_augmentation": {"horizontal_flip": True},
+                                 "batch_augmentation": {"horizontal_flip": True}}, {}, 0)
+    with pytest.raises(EmorecError, match="unknown key"):
+        TrainConfig.from_params({**base, "batch_augmentation": {"flip": True}}, {}, 0)
+
+
+def test_gpu_scope_reads_the_models_gpu_block_and_its_arch():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    cnn = params["models"]["cnn"]
+    gpu = TrainConfig.from_params(params["train"], cnn, 42, "fer2013", "gpu")
+    cpu = TrainConfig.from_params(params["train"], cnn, 42, "fer2013", "cpu")
+    assert gpu.optimizer == cnn["gpu"]["optimizer"] and gpu.epochs == cnn["gpu"]["epochs"]
+    assert gpu.batch_augmentation and not gpu.online_augmentation
+    assert cpu.optimizer == cnn["optimizer"] and cpu.epochs == params["train"]["epochs"]
+    assert model_arch(cnn, "gpu")["convs_per_block"] == 2
+    assert model_arch(cnn, "cpu") == cnn["arch"]
+
+
+# --- calibration --------------------------------------------------------------------------
+
+def test_ece_and_temperature_fit_recover_a_known_overconfidence():
+    rng = np.random.default_rng(0)
+    n, k = 4000, 5
+    labels = rng.integers(0, k, n)
+    true_logits = rng.normal(0, 1, (n, k))
+    true_logits[np.arange(n), labels] += 1.5
+    probs_true = calibration.scaled(np.exp(true_logits) / np.exp(true_logits).sum(1, keepdims=True), 1.0)
+    sampled = np.array([rng.choice(k, p=p) for p in probs_true])  # labels drawn from the model: calibrated
+    over = calibration.scaled(probs_true, 1 / 3)                     # three times too sharp
+    assert calibration.expected_calibration_error(over, sampled) > 0.1
+    t = calibration.fit_temperature(over, sampled)
+    assert 2.5 < t < 3.6
+    assert calibration.expected_calibration_error(calibration.scaled(over, t), sampled) < 0.03
+    assert calibration.nll(calibration.scaled(over, t), sampled) < calibration.nll(over, sampled)
+
+
+def test_scaled_matches_what_inference_applies():
+    from emorec.inference.classifier import calibrate
+
+    p = np.random.default_rng(1).dirichlet(np.ones(7), 10).astype(np.float32)
+    np.testing.assert_allclose(calibration.scaled(p, 2.0), calibrate(p, 2.0), atol=1e-5)
+
+
+def test_tta_views_and_shrinking():
+    x = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 1)).astype(np.uint8)
+    assert len(calibration.views(x, None)) == 1
+    flip = calibration.views(x, "flip")
+    np.testing.assert_array_equal(flip[1], x[:, :, ::-1])
+    ten = calibration.views(x, "ten")
+    assert len(ten) == 10 and all(v.shape == x.shape for v in ten)
+    with pytest.raises(EmorecError, match="evaluate.tta"):
+        calibration.views(x, "twelve")
+    small = calibration.shrunk(x, 16)
+    assert small.shape == x.shape and not np.array_equal(small, x)
+
+
+def test_scoring_sections(tmp_path):
+    x, y = _bands(n=42, classes=3)
+    ids = np.array([f"test/a/{'PrivateTest' if i % 2 else 'PublicTest'}_{i}.jpg" for i in range(len(y))])
+
+    def predict(faces):              # a fixed "model": the class is where the bright band is
+        rows = faces[..., 0].reshape(len(faces), 3, 16, 48).mean(axis=(2, 3))
+        e = np.exp(rows / 20.0)
+        return e / e.sum(1, keepdims=True)
+
+    out = scoring.score(predict, x, y, x, y, ids, ("a", "b", "c"), "flip", [16, 24, 64], tmp_path / "rel.png", "t")
+    assert (tmp_path / "rel.png").stat().st_size > 5000
+    assert set(out["subsets"]) == {"PrivateTest", "PublicTest"}
+    assert out["subsets"]["PrivateTest"]["n"] == 21
+    assert set(out["face_size"]) == {"16", "24"}            # 64 px is not smaller than the faces
+    assert out["tta"]["n_views"] == 2 and out["tta"]["accuracy"] == 1.0
+    cal = out["calibration"]
+    assert cal["fitted_on"] == "validation" and 0.05 <= cal["temperature"] <= 20
+    assert cal["ece"]["validation_scaled"] <= cal["ece"]["validation_raw"] + 1e-6
+
+
+# --- the standalone runner (GPU profile) ----------------------------------------------------
+
+def _write_prepared(folder: Path, n_train=48, n_val=24):
+    folder.mkdir(parents=True)
+    classes = np.array(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"])
+    for part, n in (("train", n_train), ("val", n_val), ("test", 7)):
+        x, y = _bands(n=n, classes=7, seed=len(part))
+        np.savez(folder / f"{part}.npz", images=x, labels=y, classes=classes,
+                 source_id=np.array([f"{part}/{i}.jpg" for i in range(n)]))
+
+
+def test_pack_round_trip_and_refuses_a_truncated_pack(tmp_path):
+    _write_prepared(tmp_path / "prep")
+    stem = tmp_path / "pack" / "fer2013"
+    standalone.write_pack(tmp_path / "prep", stem)
+    data = standalone.read_pack(stem)
+    assert data["train"][0].shape == (48, 48, 48, 1) and data["val"][1].shape == (24,)
+    assert "test" not in data                                # the test split never travels
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    meta["parts"]["val"]["n"] = 30
+    stem.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(EmorecError, match="shorter than its json"):
+        standalone.read_pack(stem)
+
+
+def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
+    """The GPU profile's code path, on CPU: the recipe (scope gpu) and an ablation row
+    (scope cpu, host-side flips) each train one epoch under KERAS_BACKEND=jax."""
+    pytest.importorskip("jax", reason="jax is not installed (pip install -e '.[dev]' installs it)")
+    _write_prepared(tmp_path / "prep", n_train=64, n_val=16)
+    standalone.write_pack(tmp_path / "prep", tmp_path / "pack" / "fer2013")
+    plan = [{"name": "recipe", "model": "cnn", "scope": "gpu", "keep_weights": True,
+             "set": {"epochs": 1, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16}},
+            {"name": "baseline", "model": "cnn", "scope": "cpu",
+             "set": {"epochs": 1, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16}}]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO / "src")}
+    result = subprocess.run([sys.executable, "-m", "emorec.training.standalone", str(tmp_path / "plan.yaml"),
+                             "--pack", str(tmp_path / "pack" / "fer2013"), "--out", str(tmp_path / "out"),
+                             "--params", str(REPO / "params.yaml")],
+                            capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["name"] for r in results] == ["recipe", "baseline"]
+    assert results[0]["config"]["optimizer"] == "sgd_nesterov" and results[0]["arch"]["convs_per_block"] == 2
+    assert results[1]["config"]["online_augmentation"] and "(jax)" in results[0]["hardware"]
+    assert (tmp_path / "out" / "recipe.weights.h5").is_file()
+    assert not (tmp_path / "out" / "baseline.weights.h5").exists()
