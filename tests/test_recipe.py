@@ -232,3 +232,14 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
     assert results[1]["config"]["online_augmentation"] and "(jax)" in results[0]["hardware"]
     assert (tmp_path / "out" / "recipe.weights.h5").is_file()
     assert not (tmp_path / "out" / "baseline.weights.h5").exists()
+
+    # the weights come back and are scored here, on the test split the runner never saw
+    from emorec.training import recipe_report
+
+    assert recipe_report.main([str(tmp_path / "out"), "--prepared", str(tmp_path / "prep"),
+                               "--out", str(tmp_path / "report")]) == 0
+    rows = json.loads((tmp_path / "report" / "runs.json").read_text())
+    scored = rows[0]["scored"]
+    assert scored["test"]["accuracy"] >= 0 and scored["tta"]["n_views"] == 10
+    assert "not scored" in (tmp_path / "report" / "runs.md").read_text()      # the baseline kept no weights
+    assert (tmp_path / "report" / "recipe-reliability.png").is_file()

@@ -67,8 +67,16 @@ def test_pipeline_functions_log_a_complete_mlflow_run(tiny_project):
     assert info.signature is not None and info.saved_input_example_info is not None
 
     metrics = files.read_json(root / "metrics" / "fer2013-cnn-balanced.json")
-    assert set(metrics) == {"test", "validation"}
+    assert {"test", "validation", "calibration"} <= set(metrics)
     assert 0 <= metrics["test"]["accuracy"] <= 1
+    # the temperature fitted on validation travels with the model in its MLflow run
+    carried = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/preprocessing.json")
+    assert carried["temperature"] == metrics["calibration"]["temperature"]
+    assert 0.05 <= carried["temperature"] <= 20 and carried["classes"]
+    evaluation = files.read_json(root / "reports" / "evaluation" / "fer2013-cnn-balanced" / "evaluation.json")
+    assert evaluation["calibration"]["fitted_on"] == "validation" and evaluation["calibration"]["bins"] == 15
+    assert (root / "reports" / "evaluation" / "fer2013-cnn-balanced" / "reliability.png").is_file()
+    assert "test_ece" in mlflow.get_run(run.info.run_id).data.metrics
     report.run(params, root)
     text = (root / "reports" / "results.md").read_text()
     assert "0.62" in text  # the paper's Table X CNN figure stands beside ours
