@@ -46,7 +46,8 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
                 "reports/infer/video.mp4", "reports/infer/frames.jsonl", "reports/infer/timeline.png",
                 "reports/crossval/crossval.md", "metrics/crossval.json", "reports/seeds/seeds.md",
                 "reports/cross_dataset.md", "reports/explain/fer2013-cnn-plain/gradcam.png",
-                "reports/explain/fer2013-custom_mobilenet-plain/feature_maps.png"):
+                "reports/explain/affectnet_pca-custom_mobilenet-plain/feature_maps.png",
+                "reports/combine.json", "metrics/combined-cnn-plain.json", "reports/evaluation/combined-cnn-plain/reliability.png"):
         assert (work / rel).exists(), rel
     registry = json.loads((work / "reports" / "registry" / "fer2013.json").read_text())
     assert registry["promoted"] and registry["reason"] == "no champion yet"
@@ -65,8 +66,12 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     # logs for each dataset it registers
     registered = [p for p in (work / "reports" / "registry").glob("*.json") if "skipped" not in json.loads(p.read_text())]
     assert runs == len(trained) + 3 + 2 and models == len(trained) + 2 + 1 + len(registered)
-    assert len(registered) == 2   # fer2013 and affectnet_pca; rafdb has no data
-    weights = json.loads((work / "models" / "fer2013" / "custom_mobilenet-plain" / "run.json").read_text())
+    assert len(registered) == 3   # fer2013, affectnet_pca and combined; rafdb has no data
+    combined = json.loads((work / "reports" / "evaluation" / "combined-cnn-plain" / "evaluation.json").read_text())
+    assert set(combined["subsets"]) >= {"fer2013", "affectnet", "PrivateTest"}   # each source's own test faces
+    assert "combined/cnn/plain" in (work / "reports" / "cross_dataset.md").read_text() or \
+        "combined-cnn-plain" in (work / "reports" / "cross_dataset.md").read_text()
+    weights = json.loads((work / "models" / "affectnet_pca" / "custom_mobilenet-plain" / "run.json").read_text())
     assert weights["weights"] == "scratch" and "mobilenet_1_0_224_tf_no_top.h5" in weights["weights_note"]
 
 

@@ -49,8 +49,20 @@ def profile(params: dict) -> str:
     return name
 
 
+def combined_name(params: dict) -> str | None:
+    """The name of the dataset the `combine` stage builds from several (params combine.name)."""
+    return (params.get("combine") or {}).get("name")
+
+
+def is_combined(params: dict, dataset: str) -> bool:
+    return dataset == combined_name(params)
+
+
 def base_dataset(params: dict, dataset: str) -> str:
-    """`affectnet_pca` -> `affectnet` (PCA-reconstructed inputs of a fetched dataset)."""
+    """`affectnet_pca` -> `affectnet` (PCA-reconstructed inputs of a fetched dataset);
+    the combined dataset is its own base (it has no fetch block)."""
+    if is_combined(params, dataset):
+        return dataset
     if dataset.endswith(PCA_SUFFIX) and dataset not in section(params, "fetch"):
         base = dataset[: -len(PCA_SUFFIX)]
         if base not in section(params, "pca", "datasets"):
@@ -60,7 +72,10 @@ def base_dataset(params: dict, dataset: str) -> str:
 
 
 def protocol_for(params: dict, dataset: str) -> str:
-    """prepare.protocol, unless prepare.protocol_overrides names this dataset."""
+    """prepare.protocol, unless prepare.protocol_overrides names this dataset (the combined
+    dataset keeps each source's own)."""
+    if is_combined(params, dataset):
+        return "per source"
     prep = section(params, "prepare")
     return (prep.get("protocol_overrides") or {}).get(base_dataset(params, dataset), prep["protocol"])
 
@@ -70,7 +85,7 @@ def check_names(params: dict, dataset: str, model: str | None = None, balance: s
     from emorec import models
 
     base_dataset(params, dataset)
-    if base_dataset(params, dataset) not in section(params, "fetch"):
+    if not is_combined(params, dataset) and base_dataset(params, dataset) not in section(params, "fetch"):
         raise EmorecError(f"unknown dataset {dataset!r} in params.yaml: no fetch.{dataset} block "
                           f"(configured datasets: {', '.join(sorted(section(params, 'fetch')))})")
     if model is not None:
@@ -91,8 +106,16 @@ def cells(params: dict, name: str | None = None) -> list[Run]:
             allowed = ((section(params, "models", model).get(name) or {}).get("cells") or {}
                        if name in ("cpu", "gpu") else {})
             for balance in grid["balance"]:
-                if dataset in allowed.get("datasets", [dataset]) and balance in allowed.get("balance", [balance]):
+                if _allowed(allowed, dataset, balance):
                     runs.append(Run(dataset, model, balance))
     return runs
 
 
+def _allowed(cells: dict, dataset: str, balance: str) -> bool:
+    """A model's `cells:`: {datasets: [...], balance: [...]} (every pair of them), or per
+    dataset the balance modes it trains ({fer2013: [plain, balanced], combined: [plain]})."""
+    if not cells:
+        return True
+    if set(cells) <= {"datasets", "balance"}:
+        return dataset in cells.get("datasets", [dataset]) and balance in cells.get("balance", [balance])
+    return balance in (cells.get(dataset) or [])

@@ -24,6 +24,10 @@ def dataset_adapter(params: dict, dataset: str):
 
 def missing_data(params: dict, dataset: str, root: Path) -> str | None:
     """Why a grid dataset cannot train here (its optional data is absent), else None."""
+    from emorec.grid import is_combined
+
+    if is_combined(params, dataset):      # the combine stage says what it left out
+        return None
     base = base_dataset(params, dataset)
     cfg = section(params, "fetch", base)
     if not cfg.get("optional"):

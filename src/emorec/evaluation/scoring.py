@@ -51,14 +51,21 @@ def score(predict, x_val, y_val, x_test, y_test, test_ids, classes, tta: str | N
 
 
 def subsets(probs: np.ndarray, labels: np.ndarray, ids, classes) -> dict:
-    """Accuracy per official split inside the test set (FER2013: PublicTest, PrivateTest),
-    read from each face's source file name; {} when the names carry none."""
+    """Accuracy per source dataset of a combined test set, and per official split inside
+    it (FER2013: PublicTest, PrivateTest), read from each face's id; {} when they carry none."""
     if ids is None:
         return {}
+    from emorec.data.combine import source_of
+
+    groups = {}
+    sources = source_of(ids)
+    for name in sorted(set(sources) - {""}):
+        groups[name] = sources == name
     usage = np.array([(m.group(1) if (m := _USAGE.search(str(i))) else "") for i in ids])
-    out = {}
     for name in sorted(set(usage) - {""}):
-        keep = usage == name
+        groups[name] = usage == name
+    out = {}
+    for name, keep in groups.items():
         m = compute_metrics(labels[keep], probs[keep].argmax(1), classes)
         out[name] = {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4), "n": m["n"]}
     return out

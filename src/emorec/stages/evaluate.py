@@ -61,11 +61,14 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
                   + evaluation.per_class_markdown(metrics, paper.PER_CLASS.get(key))
                   + (f"\n\nPaper columns: the paper's {paper.PER_CLASS_TABLE[key]}.\n"
                      if key in paper.PER_CLASS else "\n"))
-    fetch_cfg = section(params, "fetch", grid.base_dataset(params, dataset))
-    mod = runs.dataset_adapter(params, dataset)
     protocol = grid.protocol_for(params, dataset)
-    test_set = ("official " + "+".join(getattr(mod, "PAPER_TEST_SPLITS", ("test",)))
-                if protocol == "paper" else "official test")
+    if grid.is_combined(params, dataset):
+        fetch_cfg, test_set = {}, "each source's own test split (per source: `subsets`)"
+    else:
+        fetch_cfg = section(params, "fetch", grid.base_dataset(params, dataset))
+        mod = runs.dataset_adapter(params, dataset)
+        test_set = ("official " + "+".join(getattr(mod, "PAPER_TEST_SPLITS", ("test",)))
+                    if protocol == "paper" else "official test")
     provenance = {
         "run_name": run_name, "dataset": dataset, "model": model, "balance": balance,
         "data": f"{dataset} (" + (f"max {fetch_cfg['max_per_class']} per class"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emorec import files, runs
+from emorec import files, grid
 from emorec.config import Paths, load_params, project_root, section
 from emorec.data import prepared
 from emorec.errors import EmorecError
@@ -23,7 +23,7 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
     params = params or load_params()
     paths = Paths(root or project_root())
     cfg = section(params, "export")
-    runs.dataset_adapter(params, dataset)
+    grid.check_names(params, dataset)     # unknown names fail before anything is read
     name = registry.model_name(dataset)
     report_json = paths.root / "reports" / "export" / f"{dataset}.json"
     out = paths.root / "models" / "export" / dataset

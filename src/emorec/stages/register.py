@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emorec import files, runs
+from emorec import files, grid, runs
 from emorec.config import Paths, load_params, project_root, section
 from emorec.data import prepared
 from emorec.errors import EmorecError
@@ -25,7 +25,7 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
     metric = cfg.get("metric", "macro_f1")
     if metric not in ("macro_f1", "accuracy"):
         raise EmorecError(f"params.yaml: register.metric must be macro_f1 or accuracy, got {metric!r}")
-    runs.dataset_adapter(params, dataset)
+    grid.check_names(params, dataset)     # unknown names fail before anything is read
     out = paths.root / "reports" / "registry" / f"{dataset}.json"
     card = paths.root / "reports" / "model_cards" / f"{registry.model_name(dataset)}.md"
     candidates = []

@@ -33,7 +33,9 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
         **{f"train.{k}": v for k, v in flatten(section(params, "train")).items()},
         **{f"model.{k}": v for k, v in flatten(model_params).items()},
         **{f"prepare.{k}": v for k, v in flatten(section(params, "prepare")).items()},
-        **{f"fetch.{k}": v for k, v in flatten(section(params, "fetch", grid.base_dataset(params, dataset))).items()},
+        **({f"combine.{k}": v for k, v in flatten(section(params, "combine")).items()}
+           if grid.is_combined(params, dataset) else
+           {f"fetch.{k}": v for k, v in flatten(section(params, "fetch", grid.base_dataset(params, dataset))).items()}),
         "validate.duplicates": section(params, "validate", "duplicates"),
         "n_train": len(y_train), "n_val": len(y_val),
     }
