@@ -89,3 +89,13 @@ def test_the_combined_dataset_is_a_grid_dataset():
     assert grid.Run("fer2013", "cnn", "balanced") in cells
     assert runs.missing_data(params, "combined", REPO) is None
     assert grid.protocol_for(params, "combined") == "per source"
+
+
+def test_infer_model_auto_reads_the_choice_and_says_what_is_missing(tmp_path):
+    from emorec.config import DEFAULT_MODEL_FILE, resolve_model
+
+    assert resolve_model("models:/emorec-fer2013@champion", tmp_path) == "models:/emorec-fer2013@champion"
+    with pytest.raises(EmorecError, match="dvc repro choose"):
+        resolve_model("auto", tmp_path)
+    files.write_json(tmp_path / DEFAULT_MODEL_FILE, {"model": "models:/emorec-combined@champion"})
+    assert resolve_model("auto", tmp_path) == "models:/emorec-combined@champion"

@@ -71,6 +71,9 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     assert set(combined["subsets"]) >= {"fer2013", "affectnet", "PrivateTest"}   # each source's own test faces
     assert "combined/cnn/plain" in (work / "reports" / "cross_dataset.md").read_text() or \
         "combined-cnn-plain" in (work / "reports" / "cross_dataset.md").read_text()
+    chosen = json.loads((work / "reports" / "default_model.json").read_text())   # infer.model: auto
+    assert chosen["model"] in chosen["scores"] and len(chosen["scores"]) == 3
+    assert json.loads((work / "reports" / "infer" / "summary.json").read_text())["model"] == chosen["model"]
     weights = json.loads((work / "models" / "affectnet_pca" / "custom_mobilenet-plain" / "run.json").read_text())
     assert weights["weights"] == "scratch" and "mobilenet_1_0_224_tf_no_top.h5" in weights["weights_note"]
 

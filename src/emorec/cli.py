@@ -170,12 +170,12 @@ def _registry_command(args) -> None:
 def _serve_command(args) -> None:
     import uvicorn
 
-    from emorec.config import load_params, project_root
+    from emorec.config import load_params, project_root, resolve_model
     from emorec.recognizer import EmotionRecognizer
     from emorec.serving.app import ModelSource, create_app
 
     root, params = project_root(), load_params()
-    model = _here(args.model) or params["infer"]["model"]
+    model = _here(args.model) or resolve_model(str(params["infer"]["model"]), root)
     if not model.startswith(("models:/", "runs:/")) and not os.path.isfile(model):
         raise EmorecError(f"--model {model} not found")
     if args.check_seconds <= 0 or args.max_body_mb <= 0 or args.read_timeout <= 0 or not 0 < args.port < 65536:

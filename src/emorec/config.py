@@ -110,3 +110,20 @@ class Paths:
 
     def evaluation_dir(self, dataset: str, model: str, balance: str) -> Path:
         return self.root / "reports" / "evaluation" / self.run_name(dataset, model, balance)
+
+
+DEFAULT_MODEL_FILE = Path("reports") / "default_model.json"
+
+
+def resolve_model(model: str, root: Path) -> str:
+    """`infer.model: auto` -> the champion the `choose` stage picked on the union of the
+    validation splits; any other model as given."""
+    if model != "auto":
+        return model
+    import json
+
+    chosen = root / DEFAULT_MODEL_FILE
+    if not chosen.is_file():
+        raise EmorecError(f"infer.model is auto but {chosen} is missing; run `dvc repro choose` "
+                          "(or name a model: --model models:/emorec-fer2013@champion)")
+    return str(json.loads(chosen.read_text())["model"])

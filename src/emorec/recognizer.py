@@ -89,7 +89,9 @@ class EmotionRecognizer:
         """The recognizer the `infer:` block of params.yaml describes (`overrides`: infer keys)."""
         cfg = {**(params.get("infer") or {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
         name = detector or cfg["detector"]
-        return cls(model or cfg["model"], name,
+        from emorec.config import resolve_model
+
+        return cls(resolve_model(str(model or cfg["model"]), root), name,
                    detector_settings=dict((params.get("detectors") or {}).get(name) or {}),
                    margin=cfg.get("margin", 0.15), align=bool(cfg.get("align", False)),
                    min_face=cfg.get("min_face", 20), threads=cfg.get("classifier_threads", 1), root=root,

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from emorec import console, files
-from emorec.config import Paths, load_params, project_root, section
+from emorec.config import Paths, load_params, project_root, resolve_model, section
 from emorec.errors import EmorecError
 
 MODEL_SUFFIXES = (".keras", ".onnx", ".tflite")
@@ -63,7 +63,7 @@ def run(source: str | None = None, model: str | None = None, detector: str | Non
     check_options(cfg, flags)
     source = str(source or cfg["source"])
     configured_source = source
-    model = str(model or cfg["model"])
+    model = resolve_model(str(model or cfg["model"]), paths.root)
     name = detector or cfg["detector"]
     DETECTORS.get(name, f" ({flags.get('detector', 'params.yaml infer.detector')})")
     out = Path(_resolve(str(out_dir or cfg["out_dir"]), paths.root))
