@@ -15,7 +15,6 @@ from emorec.data import prepared
 from emorec.errors import EmorecError
 
 
-
 def run(params: dict | None = None, root: Path | None = None) -> Path:
     from emorec.evaluation.cross_dataset import restrict
     from emorec.evaluation.metrics import compute_metrics
