@@ -46,7 +46,10 @@ def overrides(params: dict, datasets: str = "", models_: str = "", epochs: str =
     args += ["-S", f"grid.profile={scope}"]
     if not promote:
         # register as challenger only; export and infer then use that candidate
-        infer_model = str(params["infer"]["model"]).replace("@champion", "@challenger")
+        infer_model = str(params["infer"]["model"])
+        if infer_model == "auto":      # the choose stage picks among champions; a challenger run
+            infer_model = "models:/emorec-fer2013@champion"   # shows the FER2013 candidate
+        infer_model = infer_model.replace("@champion", "@challenger")
         args += ["-S", "register.auto_promote=false", "-S", "export.alias=challenger",
                  "-S", f"infer.model={infer_model}"]
     return args
