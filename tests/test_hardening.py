@@ -252,8 +252,21 @@ def test_an_unreachable_tracking_server_is_reported_quickly():
 @needs_shared(VIDEO)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_finishes_with_outputs(sig, tmp_path, model_file):
+    # the video three times over (525 frames, ~20 s here), so the signal lands mid-run even
+    # when the output files appear late on a busy machine
+    long_video = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(long_video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 480))
+    for _ in range(3):
+        cap = cv2.VideoCapture(str(VIDEO))
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            writer.write(frame)
+        cap.release()
+    writer.release()
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "emorec.cli", "infer", str(VIDEO), "--model", str(model_file),
+    proc = subprocess.Popen([sys.executable, "-m", "emorec.cli", "infer", str(long_video), "--model", str(model_file),
                              "--out", str(out), "--detector", "yunet"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120

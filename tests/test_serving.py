@@ -216,7 +216,13 @@ def test_emorec_serve_on_loopback_survives_bad_clients(tmp_path):
                         b"Content-Length: 100000\r\n\r\n" + photo[:1000])
         answer_while_stalled = post(base, photo)
         stalled.settimeout(30)
-        reply = stalled.recv(4096).decode(errors="replace")
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < _content_length(reply):
+            chunk = stalled.recv(4096)      # headers and body may come in separate packets
+            if not chunk:
+                break
+            reply += chunk
+        reply = reply.decode(errors="replace")
         stalled.close()
         assert answer_while_stalled[0] == 200
         assert reply.startswith("HTTP/1.1 408") and "stalled" in reply, reply[:300]
@@ -263,3 +269,10 @@ def test_scores_are_scaled_by_the_temperature_the_model_carries(tmp_path):
     files.write_json(tmp_path / "preprocessing.json", {**spec, "temperature": "hot"})
     with pytest.raises(EmorecError, match="preprocessing.json: temperature must be a number"):
         Classifier(str(model))
+
+
+def _content_length(raw: bytes) -> int:
+    for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
