@@ -46,5 +46,5 @@ def train_part(balance: str) -> str:
 
 def load_ids(folder: Path, name: str) -> np.ndarray | None:
     """Each face's source file name (split, class, id) in the part, or None if not recorded."""
-    data = files.load_npz(folder / f"{name}.npz")
-    return data["source_id"] if "source_id" in data else None
+    with np.load(folder / f"{name}.npz", allow_pickle=False) as data:     # the ids only, not the images again
+        return data["source_id"] if "source_id" in data.files else None

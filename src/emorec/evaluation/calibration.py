@@ -16,11 +16,14 @@ TEMPERATURE_RANGE = (0.05, 20.0)      # what emorec.inference.classifier.read_sp
 
 
 def scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(log p / T): the same transform as inference's `calibrate`."""
-    logits = np.log(np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)) / temperature
+    """Temperature scaling of softmax outputs: softmax(log p / T) (T > 1 softens). The one
+    implementation: inference applies it as `emorec.inference.classifier.calibrate`."""
+    if temperature == 1.0 or not len(probabilities):
+        return probabilities
+    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def nll(probabilities: np.ndarray, labels: np.ndarray) -> float:

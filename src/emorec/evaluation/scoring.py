@@ -16,10 +16,11 @@ from emorec.evaluation.metrics import compute_metrics
 _USAGE = re.compile(r"(PublicTest|PrivateTest)_")
 
 
-def score(predict, x_val, y_val, x_test, y_test, test_ids, classes, tta: str | None,
+def score(predict, x_val, y_val, x_test, y_test, test_probs, test_ids, classes, tta: str | None,
           face_sizes: list[int], figure: Path, title: str) -> dict:
-    """`predict(uint8 faces) -> probabilities`. Returns the extra evaluation.json sections."""
-    val_probs, test_probs = predict(x_val), predict(x_test)
+    """`predict(uint8 faces) -> probabilities`; `test_probs`: the caller's single-view test
+    predictions (not computed twice). Returns the extra evaluation.json sections."""
+    val_probs = predict(x_val)
     temperature = calibration.fit_temperature(val_probs, y_val)
     test_scaled = calibration.scaled(test_probs, temperature)
     ece = {

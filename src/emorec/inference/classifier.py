@@ -12,6 +12,7 @@ import numpy as np
 from emorec import files
 from emorec.data.preprocess import InputSpec, to_model_input
 from emorec.errors import EmorecError
+from emorec.evaluation.calibration import scaled as calibrate
 
 
 # ----------------------------------------------------------------------------- model source
@@ -109,16 +110,6 @@ def read_spec(data: dict, where: str) -> tuple[InputSpec, float]:
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.05 <= temperature <= 20:
         raise EmorecError(f"{where}: temperature must be a number from 0.05 to 20, got {temperature!r}")
     return InputSpec.from_dict(data.get("input_spec", data)), float(temperature)
-
-
-def calibrate(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """Temperature scaling of softmax outputs: p_i^(1/T), renormalised (T > 1 softens)."""
-    if temperature == 1.0 or not len(probabilities):
-        return probabilities
-    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    scaled = np.exp(logits)
-    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- face crops

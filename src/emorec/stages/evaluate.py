@@ -41,7 +41,7 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
     metrics = evaluation.compute_metrics(y_test, pred, classes)
     x_val, y_val, _ = prepared.load_part(paths.prepared(dataset), "val")
     settings = params.get("evaluate") or {}
-    extra = scoring.score(predict, x_val, y_val, x_test, y_test, prepared.load_ids(paths.prepared(dataset), "test"),
+    extra = scoring.score(predict, x_val, y_val, x_test, y_test, probs, prepared.load_ids(paths.prepared(dataset), "test"),
                           classes, settings.get("tta"), list(settings.get("face_sizes") or []),
                           out_dir / "reliability.png", f"{run_name}: test reliability")
     temperature = extra["calibration"]["temperature"]

@@ -255,13 +255,7 @@ def _train(
         keras.callbacks.CSVLogger(str(history_tmp), append=bool(resumed and done)),
         _MlflowEpochLogger(),
     ]
-    if cfg.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=cfg.monitor, mode=mode,
-                                                       patience=cfg.early_stopping_patience))
-    if cfg.reduce_lr_patience:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=cfg.monitor, mode=mode, patience=cfg.reduce_lr_patience,
-            factor=cfg.reduce_lr_factor, min_lr=cfg.min_learning_rate))
+    callbacks += stopping_callbacks(cfg, mode)
 
     curves_dir.mkdir(parents=True, exist_ok=True)
     run_id = resumed.get("run_id") if resumed else None
@@ -347,6 +341,20 @@ def _train(
         keras.mixed_precision.set_global_policy("float32")
     return TrainResult(out_dir / "model.keras", run.info.run_id, val_metrics, epochs_run,
                        best_epoch, seconds, len(x_train) * epochs_now / max(seconds, 1e-9))
+
+
+def stopping_callbacks(cfg: TrainConfig, mode: str) -> list:
+    """Early stopping and plateau LR halving on `cfg.monitor`, as the config asks."""
+    import keras
+
+    out = []
+    if cfg.early_stopping_patience:
+        out.append(keras.callbacks.EarlyStopping(monitor=cfg.monitor, mode=mode, patience=cfg.early_stopping_patience))
+    if cfg.reduce_lr_patience:
+        out.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=cfg.monitor, mode=mode, patience=cfg.reduce_lr_patience,
+            factor=cfg.reduce_lr_factor, min_lr=cfg.min_learning_rate))
+    return out
 
 
 def compile_for(model, cfg: TrainConfig, n_train: int) -> None:

@@ -34,8 +34,9 @@ def score_run(result: dict, weights: Path, prepared: Path, params: dict, figure:
         return model.predict(to_model_input(faces, spec), batch_size=256, verbose=0)
 
     settings = params.get("evaluate") or {}
-    test = compute_metrics(y_test, predict(x_test).argmax(1), classes)
-    extra = scoring.score(predict, x_val, y_val, x_test, y_test, prep.load_ids(prepared, "test"), classes,
+    test_probs = predict(x_test)
+    test = compute_metrics(y_test, test_probs.argmax(1), classes)
+    extra = scoring.score(predict, x_val, y_val, x_test, y_test, test_probs, prep.load_ids(prepared, "test"), classes,
                           settings.get("tta") or "ten", list(settings.get("face_sizes") or [16, 24, 32]),
                           figure, f"{result['name']}: test reliability")
     return {"test": {k: round(test[k], 4) for k in ("accuracy", "macro_f1")}, **extra}

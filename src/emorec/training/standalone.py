@@ -101,7 +101,7 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
     from emorec.data.augment import augmented_batches
     from emorec.data.preprocess import InputSpec, to_model_input
     from emorec.evaluation.metrics import compute_metrics
-    from emorec.training.fit import compile_for
+    from emorec.training.fit import compile_for, stopping_callbacks
     from emorec.training.recipe import BatchAugment, augmented
 
     cfg, arch = config_for(params, run["model"], run.get("scope", "gpu"), int(run.get("seed", params["seed"])),
@@ -115,16 +115,10 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
                  if cfg.batch_augmentation else model)
     compile_for(fit_model, cfg, len(y_tr))
     best = Path(tempfile.gettempdir()) / f"emorec-{run['name']}.best.weights.h5"   # not in out: a kill leaves no stray file
-    checkpoint = keras.callbacks.ModelCheckpoint(str(best), monitor="val_accuracy", mode="max",
+    mode = "min" if "loss" in cfg.monitor else "max"
+    checkpoint = keras.callbacks.ModelCheckpoint(str(best), monitor=cfg.monitor, mode=mode,
                                                  save_best_only=True, save_weights_only=True)
-    callbacks = [checkpoint]
-    if cfg.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                                       patience=cfg.early_stopping_patience))
-    if cfg.reduce_lr_patience:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max",
-                                                           patience=cfg.reduce_lr_patience,
-                                                           factor=cfg.reduce_lr_factor, min_lr=cfg.min_learning_rate))
+    callbacks = [checkpoint, *stopping_callbacks(cfg, mode)]
     x_val = to_model_input(x_va, spec)
     start = time.time()
     if cfg.online_augmentation:          # the default CPU recipe: host-side warps per image
