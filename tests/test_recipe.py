@@ -101,12 +101,53 @@ def test_recipe_trains_a_small_cnn_and_label_smoothing_loads_in_safe_mode(tmp_pa
     assert load_file(tmp_path / "compiled.keras").loss.label_smoothing == pytest.approx(0.1)
 
 
+def test_weight_ema_is_what_validation_and_the_checkpoint_see(tmp_path):
+    """With weight_ema, the best checkpoint holds the moving average of the weights, which
+    differs from the raw weights the optimizer steps, and it is what validation scored."""
+    import keras
+
+    from emorec import models
+    from emorec.models.optimizers import ema_callbacks
+    from emorec.training.fit import compile_for
+
+    x, y = _bands()
+    cfg = TrainConfig.from_params({"epochs": 3, "batch_size": 16, "optimizer": "adam", "learning_rate": 0.01,
+                                   "weight_ema": 0.9}, {}, seed=0)
+    keras.utils.set_random_seed(0)
+    model = models.build("cnn", (48, 48, 1), 3, **SMALL_CNN)
+    compile_for(model, cfg, len(y))
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == pytest.approx(0.9)
+    saved = tmp_path / "best.weights.h5"
+    seen = {}
+
+    class Record(keras.callbacks.Callback):     # after the swap, like the checkpoint
+        def on_epoch_end(self, epoch, logs=None):
+            held = [v.numpy() for v in self.model.optimizer._model_variables_moving_average]   # raw, swapped out
+            seen[epoch] = ([w.copy() for w in self.model.get_weights()], logs["val_accuracy"],
+                           any(not np.allclose(h, t.numpy()) for h, t in zip(held, self.model.trainable_variables)))
+
+    checkpoint = keras.callbacks.ModelCheckpoint(str(saved), save_weights_only=True)
+    model.fit(x / 255.0, y, batch_size=16, epochs=cfg.epochs, validation_data=(x / 255.0, y), verbose=0,
+              callbacks=[*ema_callbacks(cfg.weight_ema), checkpoint, Record()])
+    # the average is not the raw weights (after the last epoch Keras makes them one)
+    assert all(seen[epoch][2] for epoch in range(cfg.epochs - 1))
+    fresh = models.build("cnn", (48, 48, 1), 3, **SMALL_CNN)
+    fresh.load_weights(str(saved))
+    last_seen, last_val, _ = seen[cfg.epochs - 1]
+    assert all(np.allclose(a, b) for a, b in zip(fresh.get_weights(), last_seen))
+    fresh.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert fresh.evaluate(x / 255.0, y, verbose=0)[1] == pytest.approx(last_val)
+    assert ema_callbacks(None) == []
+
+
 def test_train_config_recipe_checks():
     base = {"epochs": 2, "batch_size": 8, "optimizer": "sgd_nesterov", "learning_rate": 0.01}
     with pytest.raises(EmorecError, match="lr_schedule must be one of"):
         TrainConfig.from_params({**base, "lr_schedule": "linear"}, {}, 0)
     with pytest.raises(EmorecError, match="label_smoothing"):
         TrainConfig.from_params({**base, "label_smoothing": 0.7}, {}, 0)
+    with pytest.raises(EmorecError, match="weight_ema"):
+        TrainConfig.from_params({**base, "weight_ema": 1.0}, {}, 0)
     with pytest.raises(EmorecError, match="choose one"):
         TrainConfig.from_params({**base, "online_augmentation": {"horizontal_flip": True},
                                  "batch_augmentation": {"horizontal_flip": True}}, {}, 0)
@@ -212,7 +253,8 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
     plan = [{"name": "recipe", "model": "cnn", "scope": "gpu", "keep_weights": True,
              "set": {"epochs": 1, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16}},
             {"name": "baseline", "model": "cnn", "scope": "cpu",
-             "set": {"epochs": 1, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16}}]
+             "set": {"epochs": 2, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16,
+                     "weight_ema": 0.9}}]
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO / "src")}
     result = subprocess.run([sys.executable, "-m", "emorec.training.standalone", str(tmp_path / "plan.yaml"),
@@ -224,6 +266,7 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
     assert [r["name"] for r in results] == ["recipe", "baseline"]
     assert results[0]["config"]["optimizer"] == "sgd_nesterov" and results[0]["arch"]["convs_per_block"] == 2
     assert results[1]["config"]["online_augmentation"] and "(jax)" in results[0]["hardware"]
+    assert results[1]["config"]["weight_ema"] == 0.9 and results[1]["epochs_run"] == 2
     assert (tmp_path / "out" / "recipe.weights.h5").is_file()
     assert not (tmp_path / "out" / "baseline.weights.h5").exists()
 
@@ -235,5 +278,7 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
     rows = json.loads((tmp_path / "report" / "runs.json").read_text())
     scored = rows[0]["scored"]
     assert scored["test"]["accuracy"] >= 0 and scored["tta"]["n_views"] == 10
-    assert "not scored" in (tmp_path / "report" / "runs.md").read_text()      # the baseline kept no weights
+    table = (tmp_path / "report" / "runs.md").read_text()
+    assert "not scored" in table                            # the baseline kept no weights
+    assert "| cpu recipe; " in table and "epochs=2" in table and "weight_ema=0.9 |" in table
     assert (tmp_path / "report" / "recipe-reliability.png").is_file()

@@ -70,10 +70,12 @@ def rectified_adam(**kwargs):
 
 
 def make(name: str, learning_rate, schedule: str | None = None, total_steps: int = 1,
-         weight_decay: float | None = None, warmup_steps: int = 0):
+         weight_decay: float | None = None, warmup_steps: int = 0, weight_ema: float | None = None):
     """The optimizer. schedule 'cosine' decays the rate to 1 % over `total_steps`,
     'cosine_to_zero' to 0; either first ramps it up linearly over `warmup_steps`.
-    `weight_decay` is decoupled (AdamW-style) on every optimizer that takes it."""
+    `weight_decay` is decoupled (AdamW-style) on every optimizer that takes it.
+    `weight_ema` keeps a moving average of the weights with that momentum (Polyak
+    averaging); `ema_callbacks` makes validation and checkpoints use it."""
     import keras
 
     if schedule in ("cosine", "cosine_to_zero"):
@@ -86,12 +88,23 @@ def make(name: str, learning_rate, schedule: str | None = None, total_steps: int
         else:
             learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=alpha)
     decay = {"weight_decay": weight_decay} if weight_decay else {}
+    if weight_ema:
+        decay.update(use_ema=True, ema_momentum=float(weight_ema))
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate, **decay)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate, **decay)
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay or 0.004)
+        return keras.optimizers.AdamW(learning_rate, **{"weight_decay": 0.004, **decay})
     if name == "radam":
         return rectified_adam(learning_rate=learning_rate, **decay)
     return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=name == "sgd_nesterov", **decay)
+
+
+def ema_callbacks(weight_ema: float | None) -> list:
+    """With weight EMA: swap the averaged weights in for validation and at each epoch's end,
+    so the monitor, the best checkpoint and early stopping all judge the average. Place
+    them after BackupAndRestore (which must save the raw weights) and before the checkpoint."""
+    import keras
+
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if weight_ema else []

@@ -24,7 +24,7 @@ from emorec import files
 from emorec.data.augment import augmented_batches  # noqa: F401  (re-exported: studies, benchmarks)
 from emorec.data.preprocess import InputSpec, to_model_input
 from emorec.errors import EmorecError
-from emorec.models.optimizers import OPTIMIZERS
+from emorec.models.optimizers import OPTIMIZERS, SCHEDULES, ema_callbacks
 from emorec.training.distribute import distributed_data, predict_all, whole_batches
 from emorec.training.resume import History, finished_epochs, read_history, truncate_history, work_folder
 
@@ -59,6 +59,7 @@ class TrainConfig:
     weight_decay: float | None = None         # decoupled, per optimizer step
     lr_schedule: str | None = None            # null | cosine (to 1 %) | cosine_to_zero
     warmup_epochs: int = 0                    # linear warm-up before the cosine decay
+    weight_ema: float | None = None           # momentum of a weight moving average; it is what's validated and kept
     weights: str | None = None           # imagenet | null (scratch) | a file path
     weights_fallback: str | None = None  # scratch: train from scratch when weights are unavailable
     allow_download: bool = True          # fetch missing ImageNet weights (never at import time)
@@ -91,13 +92,12 @@ class TrainConfig:
             raise EmorecError(f"params.yaml: unknown optimizer {cfg.optimizer!r}; use one of {OPTIMIZERS}")
         if cfg.epochs < 1 or cfg.batch_size < 1:
             raise EmorecError("params.yaml: epochs and batch_size must be at least 1")
-        from emorec.models.optimizers import SCHEDULES
         from emorec.training.recipe import BatchAugment
 
         if cfg.lr_schedule not in SCHEDULES:
             raise EmorecError(f"params.yaml: lr_schedule must be one of {SCHEDULES}, got {cfg.lr_schedule!r}")
-        if not 0 <= cfg.label_smoothing < 0.5:
-            raise EmorecError("params.yaml: label_smoothing must be in [0, 0.5)")
+        if not 0 <= cfg.label_smoothing < 0.5 or not 0 <= (cfg.weight_ema or 0) < 1:
+            raise EmorecError("params.yaml: label_smoothing must be in [0, 0.5), weight_ema null or in (0, 1)")
         if cfg.online_augmentation and cfg.batch_augmentation:
             raise EmorecError("params.yaml: online_augmentation and batch_augmentation are both set; "
                               "choose one (set the other to null)")
@@ -251,6 +251,7 @@ def _train(
         print(f"{run_name}: resuming after epoch {done} of {cfg.epochs} from {work}")
     callbacks = [
         keras.callbacks.BackupAndRestore(str(work / "backup"), delete_checkpoint=False),
+        *ema_callbacks(cfg.weight_ema),
         checkpoint,
         keras.callbacks.CSVLogger(str(history_tmp), append=bool(resumed and done)),
         _MlflowEpochLogger(),
@@ -363,7 +364,7 @@ def compile_for(model, cfg: TrainConfig, n_train: int) -> None:
     steps_per_epoch = int(np.ceil(n_train / cfg.batch_size))
     model.compile(optimizer=optimizers.make(cfg.optimizer, cfg.learning_rate, cfg.lr_schedule,
                                             steps_per_epoch * cfg.epochs, cfg.weight_decay,
-                                            steps_per_epoch * cfg.warmup_epochs),
+                                            steps_per_epoch * cfg.warmup_epochs, cfg.weight_ema),
                   loss=losses.make(cfg.label_smoothing), metrics=["accuracy"],
                   jit_compile=cfg.jit_compile)
 

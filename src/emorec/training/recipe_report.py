@@ -42,21 +42,27 @@ def score_run(result: dict, weights: Path, prepared: Path, params: dict, figure:
     return {"test": {k: round(test[k], 4) for k in ("accuracy", "macro_f1")}, **extra}
 
 
+def change(run: dict) -> str:
+    """What the run changes: its plan's `set:` over the scope's recipe (cpu: the default run's)."""
+    sets = ", ".join(f"{k}={v}" for k, v in (run.get("set") or {}).items())
+    return f"{run.get('scope', 'gpu')} recipe" + (f"; {sets}" if sets else "")
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| run | hardware | epochs (best) | val accuracy | test accuracy | PrivateTest | macro-F1 | "
+    lines = ["| run | change | hardware | epochs (best) | val accuracy | test accuracy | PrivateTest | macro-F1 | "
              "TTA (ten views) | ECE raw -> scaled (T) | 16 / 24 / 32 px | img/s | minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r.get("scored")
         if not s:
-            lines.append(f"| {r['name']} | {r['hardware']} | {r['epochs_run']} ({r['best_epoch']}) | "
+            lines.append(f"| {r['name']} | {change(r)} | {r['hardware']} | {r['epochs_run']} ({r['best_epoch']}) | "
                          f"{r['val_accuracy']:.4f} | not scored (weights not kept) | | | | | | "
                          f"{r['images_per_second']:.0f} | {r['seconds'] / 60:.1f} |")
             continue
         cal = s["calibration"]
         sizes = " / ".join(f"{v:.3f}" for v in s["face_size"].values())
         lines.append(
-            f"| {r['name']} | {r['hardware']} | {r['epochs_run']} ({r['best_epoch']}) | {r['val_accuracy']:.4f} | "
+            f"| {r['name']} | {change(r)} | {r['hardware']} | {r['epochs_run']} ({r['best_epoch']}) | {r['val_accuracy']:.4f} | "
             f"{s['test']['accuracy']:.4f} | {s['subsets'].get('PrivateTest', {}).get('accuracy', float('nan')):.4f} | "
             f"{s['test']['macro_f1']:.4f} | {s['tta']['accuracy']:.4f} (PrivateTest "
             f"{s['tta']['subsets'].get('PrivateTest', {}).get('accuracy', float('nan')):.4f}) | "

@@ -101,7 +101,7 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
     from emorec.data.augment import augmented_batches
     from emorec.data.preprocess import InputSpec, to_model_input
     from emorec.evaluation.metrics import compute_metrics
-    from emorec.training.fit import compile_for, stopping_callbacks
+    from emorec.training.fit import compile_for, ema_callbacks, stopping_callbacks
     from emorec.training.recipe import BatchAugment, augmented
 
     cfg, arch = config_for(params, run["model"], run.get("scope", "gpu"), int(run.get("seed", params["seed"])),
@@ -118,7 +118,7 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
     mode = "min" if "loss" in cfg.monitor else "max"
     checkpoint = keras.callbacks.ModelCheckpoint(str(best), monitor=cfg.monitor, mode=mode,
                                                  save_best_only=True, save_weights_only=True)
-    callbacks = [checkpoint, *stopping_callbacks(cfg, mode)]
+    callbacks = [*ema_callbacks(cfg.weight_ema), checkpoint, *stopping_callbacks(cfg, mode)]
     x_val = to_model_input(x_va, spec)
     start = time.time()
     if cfg.online_augmentation:          # the default CPU recipe: host-side warps per image
