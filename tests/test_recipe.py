@@ -164,7 +164,8 @@ def test_gpu_scope_reads_the_models_gpu_block_and_its_arch():
     assert gpu.batch_augmentation and not gpu.online_augmentation
     assert cpu.optimizer == cnn["optimizer"] and cpu.epochs == params["train"]["epochs"]
     assert model_arch(cnn, "gpu")["convs_per_block"] == 2
-    assert model_arch(cnn, "cpu") == cnn["arch"]
+    assert model_arch(cnn, "cpu") == {**cnn["arch"], **cnn["cpu"]["arch"]}
+    assert model_arch(cnn, "cpu")["filters"] == cnn["arch"]["filters"] and model_arch(cnn, "full") == cnn["arch"]
 
 
 # --- calibration --------------------------------------------------------------------------
@@ -282,3 +283,14 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
     assert "not scored" in table                            # the baseline kept no weights
     assert "| cpu recipe; " in table and "epochs=2" in table and "weight_ema=0.9 |" in table
     assert (tmp_path / "report" / "recipe-reliability.png").is_file()
+
+
+def test_studies_train_the_grids_own_architecture():
+    """The seeds and cross-validation studies build the model the grid trains: the scope's
+    `arch:` over the model's (here the CPU profile's lower dropout)."""
+    from emorec.training import studies
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    _, arch = studies.study_config(params, "fer2013", "cnn", 7)
+    assert arch == model_arch(params["models"]["cnn"], params["grid"]["profile"])
+    assert arch["conv_dropout"] == params["models"]["cnn"]["cpu"]["arch"]["conv_dropout"]

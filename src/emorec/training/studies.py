@@ -97,11 +97,11 @@ def study_config(params: dict, dataset: str, model: str, seed: int, extra: dict 
     from emorec.training import fit as training
 
     model_params = dict(section(params, "models", model))
-    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset,
-                                           grid.profile(params))
+    scope = grid.profile(params)
+    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset, scope)
     for key, value in (extra or {}).items():
         setattr(cfg, key, value)
-    return cfg, dict(model_params.get("arch") or {})
+    return cfg, training.model_arch(model_params, scope)       # the grid's own architecture for that scope
 
 
 def study_parent(experiment_id: str, name: str, params_to_log: dict, tags: dict) -> str:
