@@ -87,18 +87,18 @@ def make(name: str, learning_rate, schedule: str | None = None, total_steps: int
                 warmup_target=learning_rate, warmup_steps=warmup_steps)
         else:
             learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=alpha)
-    decay = {"weight_decay": weight_decay} if weight_decay else {}
+    common = {"weight_decay": weight_decay} if weight_decay else {}     # what every optimizer takes
     if weight_ema:
-        decay.update(use_ema=True, ema_momentum=float(weight_ema))
+        common.update(use_ema=True, ema_momentum=float(weight_ema))
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate, **decay)
+        return keras.optimizers.RMSprop(learning_rate, **common)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate, **decay)
+        return keras.optimizers.Adam(learning_rate, **common)
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, **{"weight_decay": 0.004, **decay})
+        return keras.optimizers.AdamW(learning_rate, **{"weight_decay": 0.004, **common})
     if name == "radam":
-        return rectified_adam(learning_rate=learning_rate, **decay)
-    return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=name == "sgd_nesterov", **decay)
+        return rectified_adam(learning_rate=learning_rate, **common)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=name == "sgd_nesterov", **common)
 
 
 def ema_callbacks(weight_ema: float | None) -> list:
