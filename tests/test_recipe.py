@@ -247,7 +247,7 @@ def test_pack_round_trip_and_refuses_a_truncated_pack(tmp_path):
 
 def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
     """The GPU profile's code path, on CPU: the recipe (scope gpu) and an ablation row
-    (scope cpu, host-side flips) each train one epoch under KERAS_BACKEND=jax."""
+    (scope cpu, host-side flips and shifts) each train one epoch under KERAS_BACKEND=jax."""
     pytest.importorskip("jax", reason="jax is not installed (pip install -e '.[dev]' installs it)")
     _write_prepared(tmp_path / "prep", n_train=64, n_val=16)
     standalone.write_pack(tmp_path / "prep", tmp_path / "pack" / "fer2013")
