@@ -231,6 +231,16 @@ def _write_prepared(folder: Path, n_train=48, n_val=24):
                  source_id=np.array([f"{part}/{i}.jpg" for i in range(n)]))
 
 
+def _write_other_dataset(folder: Path):
+    """An AffectNet-like test split: 8 classes (contempt last), 96 px colour faces."""
+    folder.mkdir(parents=True)
+    classes = np.array(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"])
+    y = np.arange(16) % 8
+    x = np.random.default_rng(3).integers(0, 255, (16, 96, 96, 3)).astype(np.uint8)
+    np.savez(folder / "test.npz", images=x, labels=y, classes=classes,
+             source_id=np.array([f"test/{i}.jpg" for i in range(16)]))
+
+
 def test_pack_round_trip_and_refuses_a_truncated_pack(tmp_path):
     _write_prepared(tmp_path / "prep")
     stem = tmp_path / "pack" / "fer2013"
@@ -274,13 +284,22 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
     # the weights come back and are scored here, on the test split the runner never saw
     from emorec.training import recipe_report
 
+    with pytest.raises(SystemExit, match="--cross .*no test.npz"):
+        recipe_report.main([str(tmp_path / "out"), "--prepared", str(tmp_path / "prep"),
+                            "--out", str(tmp_path / "report"), "--cross", str(tmp_path / "absent")])
+    assert not (tmp_path / "report").exists()                # refused before anything is written
+    _write_other_dataset(tmp_path / "affectnet")
     assert recipe_report.main([str(tmp_path / "out"), "--prepared", str(tmp_path / "prep"),
-                               "--out", str(tmp_path / "report")]) == 0
+                               "--out", str(tmp_path / "report"), "--cross", str(tmp_path / "affectnet")]) == 0
     rows = json.loads((tmp_path / "report" / "runs.json").read_text())
     scored = rows[0]["scored"]
     assert scored["test"]["accuracy"] >= 0 and scored["tta"]["n_views"] == 10
+    cross = scored["cross"]                                 # contempt (not a FER2013 class) left out
+    assert cross["dataset"] == "affectnet" and cross["classes"] == 7 and cross["n"] == 14
+    assert cross["neutral_n"] == 2 and 0 <= cross["neutral_called_sad"] <= 1
     table = (tmp_path / "report" / "runs.md").read_text()
     assert "not scored" in table                            # the baseline kept no weights
+    assert "| affectnet (7 classes, 14): " in table and " of 2) |" in table
     assert "| cpu recipe; " in table and "epochs=2" in table and "weight_ema=0.9 |" in table
     assert (tmp_path / "report" / "recipe-reliability.png").is_file()
 

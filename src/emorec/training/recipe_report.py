@@ -1,9 +1,12 @@
 """Scoring what the standalone runner trained (the GPU profile, the recipe runs): its
 weights come back without the test split, and are scored here, where the test split
 lives, with the evaluate stage's own measures (temperature fitted on validation, ECE,
-test-time augmentation, PrivateTest/PublicTest, shrunk faces).
+test-time augmentation, PrivateTest/PublicTest, shrunk faces), and, with `--cross`,
+on another dataset's test split over the classes both share (the cross_dataset stage's
+measure), with the share of that set's neutral faces the model calls "sad".
 
-    python -m emorec.training.recipe_report RESULTS_DIR [RESULTS_DIR ...] --out reports/recipe
+    python -m emorec.training.recipe_report RESULTS_DIR [RESULTS_DIR ...] --out reports/recipe \
+        [--cross data/prepared/affectnet]
 """
 
 from __future__ import annotations
@@ -16,7 +19,26 @@ from pathlib import Path
 from emorec import files
 
 
-def score_run(result: dict, weights: Path, prepared: Path, params: dict, figure: Path) -> dict:
+def cross_score(predict, model_classes, prepared: Path) -> dict:
+    """Another dataset's test split, shared classes only (as the cross_dataset stage)."""
+    from emorec.data import prepared as prep
+    from emorec.evaluation import cross_dataset as transfer
+    from emorec.evaluation.metrics import compute_metrics
+
+    x, y, data_classes = prep.load_part(prepared, "test")
+    y_true, y_pred, shared = transfer.restrict(predict(x), y, list(model_classes), list(data_classes))
+    m = compute_metrics(y_true, y_pred, shared)
+    row = {"dataset": prepared.name, "classes": len(shared), "n": m["n"],
+           "accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
+    if "neutral" in shared and "sad" in shared:
+        neutral = y_true == shared.index("neutral")
+        row["neutral_called_sad"] = round(float((y_pred[neutral] == shared.index("sad")).mean()), 4)
+        row["neutral_n"] = int(neutral.sum())
+    return row
+
+
+def score_run(result: dict, weights: Path, prepared: Path, params: dict, figure: Path,
+              cross: Path | None = None) -> dict:
     """Test-split figures of one standalone run, from its weights file."""
     from emorec import models
     from emorec.data import prepared as prep
@@ -39,7 +61,10 @@ def score_run(result: dict, weights: Path, prepared: Path, params: dict, figure:
     extra = scoring.score(predict, x_val, y_val, x_test, y_test, test_probs, prep.load_ids(prepared, "test"), classes,
                           settings.get("tta") or "ten", list(settings.get("face_sizes") or [16, 24, 32]),
                           figure, f"{result['name']}: test reliability")
-    return {"test": {k: round(test[k], 4) for k in ("accuracy", "macro_f1")}, **extra}
+    scored = {"test": {k: round(test[k], 4) for k in ("accuracy", "macro_f1")}, **extra}
+    if cross is not None:
+        scored["cross"] = cross_score(predict, spec.classes, cross)
+    return scored
 
 
 def change(run: dict) -> str:
@@ -50,24 +75,29 @@ def change(run: dict) -> str:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| run | change | hardware | epochs (best) | val accuracy | test accuracy | PrivateTest | macro-F1 | "
-             "TTA (ten views) | ECE raw -> scaled (T) | 16 / 24 / 32 px | img/s | minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "TTA (ten views) | ECE raw -> scaled (T) | 16 / 24 / 32 px | other dataset's test: accuracy / macro-F1 "
+             "(neutral called sad) | img/s | minutes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r.get("scored")
         if not s:
             lines.append(f"| {r['name']} | {change(r)} | {r['hardware']} | {r['epochs_run']} ({r['best_epoch']}) | "
-                         f"{r['val_accuracy']:.4f} | not scored (weights not kept) | | | | | | "
+                         f"{r['val_accuracy']:.4f} | not scored (weights not kept) | | | | | | | "
                          f"{r['images_per_second']:.0f} | {r['seconds'] / 60:.1f} |")
             continue
         cal = s["calibration"]
         sizes = " / ".join(f"{v:.3f}" for v in s["face_size"].values())
+        c = s.get("cross")
+        cross = "not scored" if not c else (
+            f"{c['dataset']} ({c['classes']} classes, {c['n']}): {c['accuracy']:.4f} / {c['macro_f1']:.4f}"
+            + (f" ({c['neutral_called_sad']:.2f} of {c['neutral_n']})" if "neutral_called_sad" in c else ""))
         lines.append(
             f"| {r['name']} | {change(r)} | {r['hardware']} | {r['epochs_run']} ({r['best_epoch']}) | {r['val_accuracy']:.4f} | "
             f"{s['test']['accuracy']:.4f} | {s['subsets'].get('PrivateTest', {}).get('accuracy', float('nan')):.4f} | "
             f"{s['test']['macro_f1']:.4f} | {s['tta']['accuracy']:.4f} (PrivateTest "
             f"{s['tta']['subsets'].get('PrivateTest', {}).get('accuracy', float('nan')):.4f}) | "
             f"{cal['ece']['test_raw']:.3f} -> {cal['ece']['test_scaled']:.3f} ({cal['temperature']:.2f}) | {sizes} | "
-            f"{r['images_per_second']:.0f} | {r['seconds'] / 60:.1f} |")
+            f"{cross} | {r['images_per_second']:.0f} | {r['seconds'] / 60:.1f} |")
     return "\n".join(lines)
 
 
@@ -78,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results", type=Path, nargs="+", help="folders holding results.json and *.weights.h5")
     ap.add_argument("--prepared", type=Path, default=Path("data/prepared/fer2013"))
     ap.add_argument("--out", type=Path, default=Path("reports/recipe"))
+    ap.add_argument("--cross", type=Path, default=None,
+                    help="another dataset's prepared folder: its test split scored over the shared classes")
     args = ap.parse_args(argv)
+    if args.cross is not None and not (args.cross / "test.npz").is_file():
+        raise SystemExit(f"--cross {args.cross}: no test.npz there (run the prepare stage for that dataset)")
     params = load_params()
     rows = []
     for folder in args.results:
@@ -88,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             weights = folder / f"{result['name']}.weights.h5"
             if weights.is_file():
                 result["scored"] = score_run(result, weights, args.prepared, params,
-                                             args.out / f"{result['name']}-reliability.png")
+                                             args.out / f"{result['name']}-reliability.png", args.cross)
                 print(f"{result['name']}: test {result['scored']['test']['accuracy']:.4f}", flush=True)
             rows.append({k: v for k, v in result.items() if k != "val_accuracy_per_epoch"}
                         | {"val_accuracy_per_epoch": [round(a, 4) for a in result["val_accuracy_per_epoch"]]})
