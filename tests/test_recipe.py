@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -231,12 +232,12 @@ def _write_prepared(folder: Path, n_train=48, n_val=24):
                  source_id=np.array([f"{part}/{i}.jpg" for i in range(n)]))
 
 
-def _write_other_dataset(folder: Path):
+def _write_other_dataset(folder: Path, seed: int = 3):
     """An AffectNet-like test split: 8 classes (contempt last), 96 px colour faces."""
     folder.mkdir(parents=True)
     classes = np.array(["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"])
     y = np.arange(16) % 8
-    x = np.random.default_rng(3).integers(0, 255, (16, 96, 96, 3)).astype(np.uint8)
+    x = np.random.default_rng(seed).integers(0, 255, (16, 96, 96, 3)).astype(np.uint8)
     np.savez(folder / "test.npz", images=x, labels=y, classes=classes,
              source_id=np.array([f"test/{i}.jpg" for i in range(16)]))
 
@@ -255,7 +256,7 @@ def test_pack_round_trip_and_refuses_a_truncated_pack(tmp_path):
         standalone.read_pack(stem)
 
 
-def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
+def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path, capsys):
     """The GPU profile's code path, on CPU: the recipe (scope gpu) and an ablation row
     (scope cpu, host-side flips and shifts) each train one epoch under KERAS_BACKEND=jax."""
     pytest.importorskip("jax", reason="jax is not installed (pip install -e '.[dev]' installs it)")
@@ -300,6 +301,18 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path):
     table = (tmp_path / "report" / "runs.md").read_text()
     assert "not scored" in table                            # the baseline kept no weights
     assert "| affectnet (7 classes, 14): " in table and " of 2) |" in table
+
+    # --reuse keeps figures only while weights, data and settings are byte-for-byte the same
+    report = [str(tmp_path / "out"), "--prepared", str(tmp_path / "prep"), "--out", str(tmp_path / "report"),
+              "--cross", str(tmp_path / "affectnet"), "--reuse"]
+    capsys.readouterr()
+    assert recipe_report.main(report) == 0
+    assert "recipe: figures kept" in capsys.readouterr().out
+    assert json.loads((tmp_path / "report" / "runs.json").read_text())[0]["scored"] == scored
+    shutil.rmtree(tmp_path / "affectnet")
+    _write_other_dataset(tmp_path / "affectnet", seed=4)     # same shape, other pixels
+    assert recipe_report.main(report) == 0
+    assert "figures kept" not in capsys.readouterr().out
     assert "| cpu recipe; " in table and "epochs=2" in table and "weight_ema=0.9 |" in table
     assert (tmp_path / "report" / "recipe-reliability.png").is_file()
 

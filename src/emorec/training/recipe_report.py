@@ -6,7 +6,11 @@ on another dataset's test split over the classes both share (the cross_dataset s
 measure), with the share of that set's neutral faces the model calls "sad".
 
     python -m emorec.training.recipe_report RESULTS_DIR [RESULTS_DIR ...] --out reports/recipe \
-        [--cross data/prepared/affectnet]
+        [--cross data/prepared/affectnet] [--reuse]
+
+`--reuse` keeps a row's figures from the existing `runs.json` when the weights, the test
+splits and the scoring settings they were computed from are byte-for-byte the same (their
+sha256 are recorded with the figures), so adding one run does not re-score the others.
 """
 
 from __future__ import annotations
@@ -101,6 +105,24 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def scoring_inputs(weights: Path, prepared: Path, params: dict, cross: Path | None) -> dict:
+    """What a row's figures were computed from: any change in it means scoring again."""
+    settings = params.get("evaluate") or {}
+    return {"weights_sha256": files.sha256_file(weights),
+            "test_sha256": files.sha256_file(prepared / "test.npz"),
+            "val_sha256": files.sha256_file(prepared / "val.npz"),
+            "cross_test_sha256": files.sha256_file(cross / "test.npz") if cross else None,
+            "tta": settings.get("tta") or "ten", "face_sizes": list(settings.get("face_sizes") or [16, 24, 32])}
+
+
+def earlier_scores(out: Path) -> dict:
+    """name -> scored block of the rows an earlier run of this report wrote to OUT."""
+    path = out / "runs.json"
+    if not path.is_file():
+        return {}
+    return {r["name"]: r["scored"] for r in json.loads(path.read_text()) if r.get("scored")}
+
+
 def main(argv: list[str] | None = None) -> int:
     from emorec.config import load_params
 
@@ -110,10 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("reports/recipe"))
     ap.add_argument("--cross", type=Path, default=None,
                     help="another dataset's prepared folder: its test split scored over the shared classes")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep earlier figures from OUT/runs.json whose weights, data and settings are unchanged")
     args = ap.parse_args(argv)
     if args.cross is not None and not (args.cross / "test.npz").is_file():
         raise SystemExit(f"--cross {args.cross}: no test.npz there (run the prepare stage for that dataset)")
     params = load_params()
+    earlier = earlier_scores(args.out) if args.reuse else {}
     rows = []
     for folder in args.results:
         for result in json.loads((folder / "results.json").read_text()):
@@ -121,8 +146,15 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             weights = folder / f"{result['name']}.weights.h5"
             if weights.is_file():
-                result["scored"] = score_run(result, weights, args.prepared, params,
-                                             args.out / f"{result['name']}-reliability.png", args.cross)
+                inputs = scoring_inputs(weights, args.prepared, params, args.cross)
+                before = earlier.get(result["name"])
+                figure = args.out / f"{result['name']}-reliability.png"
+                if before and before.get("inputs") == inputs and figure.is_file():
+                    result["scored"] = before
+                    print(f"{result['name']}: figures kept (weights, data and settings unchanged)", flush=True)
+                else:
+                    result["scored"] = score_run(result, weights, args.prepared, params, figure, args.cross)
+                    result["scored"]["inputs"] = inputs
                 print(f"{result['name']}: test {result['scored']['test']['accuracy']:.4f}", flush=True)
             rows.append({k: v for k, v in result.items() if k != "val_accuracy_per_epoch"}
                         | {"val_accuracy_per_epoch": [round(a, 4) for a in result["val_accuracy_per_epoch"]]})
