@@ -9,6 +9,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import real_faces  # noqa: E402
 import summarize  # noqa: E402
 
 MACHINE = {"date": "2026-11-24 20:00", "cpu": "test cpu", "cores": 2, "memory_gb": 24.0, "os": "Linux",
@@ -89,3 +90,14 @@ def test_serving_targets_are_judged_from_the_load_rows():
     assert "0.75x (30.0 vs 40.0 img/s)" in targets[0][1] and any("in-process" in ln for ln in lines)
     _, targets = summarize.serving_section(_serve(0.5, 60.0, 3))
     assert [ok for _, _, ok in targets] == [False, False, False]
+
+
+def test_real_faces_shares_count_every_face_and_the_large_ones_apart():
+    faces = [("sad", 20), ("sad", 60), ("happy", 50), ("neutral", 47.9)]
+    every = real_faces.shares(faces, CLASSES)
+    assert every["n"] == 4 and every["share"]["sad"] == 0.5 and every["share"]["fear"] == 0
+    large = real_faces.shares(faces, CLASSES, real_faces.LARGE)
+    assert large["n"] == 2 and large["share"]["sad"] == 0.5 and large["share"]["neutral"] == 0
+    assert real_faces.shares([], CLASSES)["share"]["sad"] is None    # no faces: no share, not 0
+    assert "| m | 4 (2) | 0.5 | 0.5 | sad 0.50, happy 0.25, neutral 0.25 | 4 | 0.5 |" in real_faces.markdown(
+        [{"model": "m", "photos": {"all": every, "large": large}, "webcam_video": {"all": every}}])

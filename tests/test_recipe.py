@@ -313,6 +313,17 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path, capsys):
     _write_other_dataset(tmp_path / "affectnet", seed=4)     # same shape, other pixels
     assert recipe_report.main(report) == 0
     assert "figures kept" not in capsys.readouterr().out
+
+    # a run becomes a model file the real-time path loads (safe mode), temperature and all
+    from emorec.inference.classifier import Classifier
+
+    rows = json.loads((tmp_path / "report" / "runs.json").read_text())
+    path = recipe_report.to_keras_file(rows[0], tmp_path / "out" / "recipe.weights.h5", tmp_path / "keras")
+    classifier = Classifier(str(path))
+    assert classifier.temperature == rows[0]["scored"]["calibration"]["temperature"]
+    assert classifier.classes == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    probs = classifier.predict_faces([np.full((60, 50, 3), 120, np.uint8)])
+    assert probs.shape == (1, 7) and abs(float(probs.sum()) - 1) < 1e-4
     assert "| cpu recipe; " in table and "epochs=2" in table and "weight_ema=0.9 |" in table
     assert (tmp_path / "report" / "recipe-reliability.png").is_file()
 

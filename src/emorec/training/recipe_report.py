@@ -71,6 +71,24 @@ def score_run(result: dict, weights: Path, prepared: Path, params: dict, figure:
     return scored
 
 
+def to_keras_file(result: dict, weights: Path, out_dir: Path) -> Path:
+    """A standalone run as a `.keras` file with `preprocessing.json` beside it (its input
+    spec, and the temperature recipe_report fitted on validation when it scored the run),
+    so `emorec infer --model`, `EmotionRecognizer` and the benchmarks can load it."""
+    from emorec import models
+    from emorec.data.preprocess import InputSpec
+
+    spec = InputSpec.from_dict(result["input_spec"])
+    model = models.build(result["model"], (spec.size, spec.size, spec.channels), len(spec.classes), **result["arch"])
+    model.load_weights(str(weights))
+    temperature = ((result.get("scored") or {}).get("calibration") or {}).get("temperature", 1.0)
+    with files.atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        model.save(tmp / "model.keras")
+        files.write_json(tmp / "preprocessing.json", {**spec.to_dict(), "temperature": temperature})
+    return out_dir / "model.keras"
+
+
 def change(run: dict) -> str:
     """What the run changes: its plan's `set:` over the scope's recipe (cpu: the default run's)."""
     sets = ", ".join(f"{k}={v}" for k, v in (run.get("set") or {}).items())

@@ -1,0 +1,148 @@
+"""What a classifier calls real faces it was never trained on: the WIDER FACE photos and
+the webcam video in ../shared, through the real-time path (detector, crop, classifier).
+
+These faces carry no emotion labels, so the figures are shares: of all detected faces,
+and of the large ones (short side >= 48 px, FER2013's own size), the share given each
+class. The complaint users file most against peer tools, and against our first champion,
+is neutral faces called "sad"; the "sad" share is the figure to watch. A share is not an
+accuracy: read it beside the test-split figures of reports/recipe/.
+
+    python benchmarks/real_faces.py --model models:/emorec-fer2013@champion
+    python benchmarks/real_faces.py --recipe-run runs/recipe/cpu-shift [--recipe-run ...]
+
+A recipe run (a folder of the standalone runner: results.json and *.weights.h5) is
+loaded through `recipe_report.to_keras_file`, with the temperature reports/recipe/runs.json
+recorded for it. Writes reports/benchmarks/real_faces.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+from _common import ROOT, save  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "media"
+PHOTOS = SHARED / "wider_val" / "images"
+VIDEO = SHARED / "videos" / "webcam_640x480_one_face.mp4"
+LARGE = 48
+
+
+def shares(faces: list[tuple[str, float]], classes, min_side: float = 0) -> dict:
+    """(label, short side) per face -> {n, share per class} over faces at least min_side."""
+    kept = [label for label, side in faces if side >= min_side]
+    counts = Counter(kept)
+    return {"n": len(kept), "share": {c: round(counts[c] / len(kept), 4) if kept else None for c in classes}}
+
+
+def faces_in(recognizer, images) -> list[tuple[str, float]]:
+    """(label, short side of the detected box) of every face the recognizer finds."""
+    found = []
+    for image in images:
+        for face in recognizer.predict(image):
+            x1, y1, x2, y2 = face.box
+            found.append((face.label, min(x2 - x1, y2 - y1)))
+    return found
+
+
+def video_frames(path: Path):
+    capture = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield frame
+    finally:
+        capture.release()
+
+
+def recipe_models(folder: Path, work: Path, scores: Path) -> list[tuple[str, Path]]:
+    """(name, .keras file) of each kept-weights run in a standalone runner's folder."""
+    from emorec.training import recipe_report
+
+    scored = {r["name"]: r for r in json.loads(scores.read_text())} if scores.is_file() else {}
+    out = []
+    for result in json.loads((folder / "results.json").read_text()):
+        weights = folder / f"{result.get('name')}.weights.h5"
+        if "skipped" in result or not weights.is_file():
+            continue
+        result = {**result, "scored": (scored.get(result["name"]) or {}).get("scored")}
+        out.append((result["name"], recipe_report.to_keras_file(result, weights, work / result["name"])))
+    return out
+
+
+def measure(name: str, model: str, params: dict) -> dict:
+    from emorec.recognizer import EmotionRecognizer
+
+    rec = EmotionRecognizer.from_params(params, ROOT, model=model)
+    photos = sorted(PHOTOS.rglob("*.jpg"))
+    photo_faces = faces_in(rec, [cv2.imread(str(p)) for p in photos])
+    frame_faces = faces_in(rec, video_frames(VIDEO))
+    classes = list(rec.classes)
+    row = {"model": name, "detector": rec.detector_name, "classes": classes,
+           "photos": {"images": len(photos), "all": shares(photo_faces, classes),
+                      "large": shares(photo_faces, classes, LARGE)},
+           "webcam_video": {"video": VIDEO.name, "all": shares(frame_faces, classes)}}
+    print(f"{name}: sad share, photos {row['photos']['all']['share'].get('sad')} "
+          f"(large faces {row['photos']['large']['share'].get('sad')}), "
+          f"webcam video {row['webcam_video']['all']['share'].get('sad')}", flush=True)
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    def top(s):
+        ranked = sorted(((-v, c) for c, v in s["share"].items() if v))[:3]    # ties: by name
+        return ", ".join(f"{c} {-v:.2f}" for v, c in ranked)
+
+    lines = ["| model | photos: faces (large) | sad, all faces | sad, large faces | top classes, all photo faces | "
+             "webcam video: face-frames | sad | top classes |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p, v = r["photos"], r["webcam_video"]["all"]
+        lines.append(f"| {r['model']} | {p['all']['n']} ({p['large']['n']}) | {p['all']['share'].get('sad')} | "
+                     f"{p['large']['share'].get('sad')} | {top(p['all'])} | {v['n']} | {v['share'].get('sad')} | "
+                     f"{top(v)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from emorec.config import load_params
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", default=[], help="a registry URI or a .keras/.onnx/.tflite file")
+    ap.add_argument("--recipe-run", action="append", default=[], type=Path,
+                    help="a standalone runner's folder (results.json and *.weights.h5)")
+    ap.add_argument("--scores", type=Path, default=ROOT / "reports" / "recipe" / "runs.json",
+                    help="recipe_report's runs.json, for each recipe run's temperature")
+    ap.add_argument("--out", type=Path, default=None, help="default: reports/benchmarks/real_faces.json")
+    args = ap.parse_args(argv)
+    if not any(PHOTOS.rglob("*.jpg")) or not VIDEO.is_file():
+        raise SystemExit(f"{SHARED}: the WIDER FACE photos and the webcam video are needed (../shared)")
+    if not args.model and not args.recipe_run:
+        raise SystemExit("give --model or --recipe-run")
+    for folder in args.recipe_run:
+        if not (folder / "results.json").is_file():
+            raise SystemExit(f"--recipe-run {folder}: no results.json there")
+    params = load_params(ROOT / "params.yaml")
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        targets = [(m, m) for m in args.model]
+        for folder in args.recipe_run:
+            targets += [(name, str(path)) for name, path in recipe_models(folder, Path(work), args.scores)]
+        for name, model in targets:
+            rows.append(measure(name, model, params))
+    save("real_faces", {"large_face_px": LARGE, "rows": rows}, args.out)
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
