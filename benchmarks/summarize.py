@@ -323,6 +323,21 @@ def fanout_section(r: dict | None) -> tuple[list[str], list[tuple]]:
                     trained == 0)]
 
 
+def real_faces_section(r: dict | None) -> list[str]:
+    """Shares per class on unlabelled real faces (benchmarks/real_faces.py): no target, a check."""
+    if not r:
+        return []
+    import real_faces
+
+    return ["## 7. Real faces without labels: what the classifier calls them", "",
+            f"`python benchmarks/real_faces.py` ({_machine_line(r['machine'])}). The WIDER FACE photos and "
+            "the webcam video in ../shared, through the real-time path (default detector, crop, classifier). "
+            "No emotion labels exist for these faces: the figures are the share of faces given each class, "
+            f"over all faces and over the large ones (short side >= {r['large_face_px']} px). In the webcam "
+            "video one person walks through a room, face small and plain (neutral-looking) in the frames looked "
+            "at; \"sad\" there is the failure users report.", "", real_faces.markdown(r["rows"]), ""]
+
+
 def build(results: Path, default_detector: str, default_model: str) -> tuple[str, list[tuple]]:
     """The markdown of reports/benchmarks.md and the targets (text, measured, met or None),
     from the JSON rows in `results`; the plot is written there too."""
@@ -370,6 +385,7 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
     lines, fanout_targets = fanout_section(_load(results, "fanout"))
     body += lines
     serve_targets += fanout_targets
+    body += real_faces_section(_load(results, "real_faces"))
     noop = facts.get("noop_full", facts.get("noop_sandbox"))
     if noop is not None:
         targets.append(("no-op `dvc repro` <= 10 s", f"{noop:.1f} s" + (" (full checkout)" if "noop_full" in facts
@@ -390,7 +406,8 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
             "measured in one run rather than absolute figures across sections.", "",
             "Regenerate: `python benchmarks/peer_fer.py all`, `python benchmarks/input_pipeline.py`, "
             "`python benchmarks/dvc_overhead.py sandbox`, `python benchmarks/dvc_overhead.py project`, "
-            "`python benchmarks/serve_load.py --model <file>`, `python benchmarks/fanout.py`, then "
+            "`python benchmarks/serve_load.py --model <file>`, `python benchmarks/fanout.py`, "
+            "`python benchmarks/real_faces.py --model <model>`, then "
             "`python benchmarks/summarize.py`. Model sizes, FLOPs and per-model training/inference speed are in "
             "[benchmarks/model_throughput.md](benchmarks/model_throughput.md).", "",
             "## Targets", "", "| target | measured | met |", "|---|---|---|"]
@@ -401,8 +418,15 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
 def main() -> None:
     from emorec.config import load_params
 
+    from emorec.config import resolve_model
+    from emorec.errors import EmorecError
+
     infer = load_params(ROOT / "params.yaml")["infer"]
-    text, targets = build(RESULTS, infer["detector"], infer["model"])
+    try:
+        model = resolve_model(infer["model"], ROOT)         # auto: what the choose stage picked
+    except EmorecError:                                     # not chosen in this checkout yet:
+        model = "models:/emorec-fer2013@champion"           # peer_fer.py's default model
+    text, targets = build(RESULTS, infer["detector"], model)
     out = ROOT / "reports" / "benchmarks.md"
     tmp = out.with_suffix(".tmp")
     tmp.write_text(text)

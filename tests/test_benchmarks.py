@@ -101,3 +101,15 @@ def test_real_faces_shares_count_every_face_and_the_large_ones_apart():
     assert real_faces.shares([], CLASSES)["share"]["sad"] is None    # no faces: no share, not 0
     assert "| m | 4 (2) | 0.5 | 0.5 | sad 0.50, happy 0.25, neutral 0.25 | 4 | 0.5 |" in real_faces.markdown(
         [{"model": "m", "photos": {"all": every, "large": large}, "webcam_video": {"all": every}}])
+
+
+def test_real_faces_section_appears_only_when_measured(tmp_path):
+    _write(tmp_path, ours_fps=100.0, ours_acc=0.61, pipeline_ratio=0.95, noop_s=5.0)
+    text, _ = summarize.build(tmp_path, "yunet", CHAMPION)
+    assert "Real faces without labels" not in text
+    share = real_faces.shares([("sad", 60), ("neutral", 30)], CLASSES)
+    row = {"model": "run-a", "photos": {"all": share, "large": real_faces.shares([("sad", 60)], CLASSES)},
+           "webcam_video": {"all": share}}
+    (tmp_path / "real_faces.json").write_text(json.dumps({"machine": MACHINE, "large_face_px": 48, "rows": [row]}))
+    text, _ = summarize.build(tmp_path, "yunet", CHAMPION)
+    assert "## 7. Real faces without labels" in text and "| run-a | 2 (1) | 0.5 | 1.0 |" in text
