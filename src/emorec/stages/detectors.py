@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from emorec import files
@@ -38,13 +39,15 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
               f"{r['false_positives']} false positives, {r['ms_per_image']:.1f} ms/image")
     out = paths.root / "reports" / "detectors.json"
     n_faces = sum(len(v) for v in truth.values())
+    hardware = tracking.hardware()
     files.write_json(out, {"images": len(truth), "faces": n_faces, "min_face": cfg["min_face"],
-                        "iou": cfg["iou"], "hardware": tracking.hardware(),
-                        "detectors": results})
+                        "iou": cfg["iou"], "hardware": hardware, "detectors": results})
     lines = ["# Face detectors on WIDER FACE validation photos", "",
              f"{len(truth)} photos, {n_faces} annotated faces; recall counts faces of at least "
              f"{cfg['min_face']} px (short side) found at IoU >= {cfg['iou']}; a false positive is a "
-             "detection that matches no annotated face of any size. Speed is per photo on this CPU.", "",
+             "detection that matches no annotated face of any size. Speed is per photo, measured "
+             f"{time.strftime('%Y-%m-%d')} on {hardware} (one detector after another, so compare them "
+             "with each other, not with other runs).", "",
              "| detector | recall | faces found | false positives | precision | ms / photo |",
              "|---|---|---|---|---|---|"]
     for name, r in results.items():
