@@ -54,15 +54,14 @@ def faces_in(recognizer, images) -> list[tuple[str, float]]:
 
 
 def video_frames(path: Path):
-    capture = cv2.VideoCapture(str(path))
+    """The video's decodable frames, read as the real-time loop reads them."""
+    from emorec.inference.media import open_source
+
+    source = open_source(str(path))
     try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield frame
+        yield from (frame for _, _, frame in source.frames if frame is not None)
     finally:
-        capture.release()
+        source.release()
 
 
 def recipe_models(folder: Path, work: Path, scores: Path) -> list[tuple[str, Path]]:

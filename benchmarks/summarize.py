@@ -416,9 +416,7 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
 
 
 def main() -> None:
-    from emorec.config import load_params
-
-    from emorec.config import resolve_model
+    from emorec.config import load_params, resolve_model
     from emorec.errors import EmorecError
 
     infer = load_params(ROOT / "params.yaml")["infer"]

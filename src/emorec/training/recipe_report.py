@@ -23,6 +23,17 @@ from pathlib import Path
 from emorec import files
 
 
+def run_model(result: dict, weights: Path):
+    """(input spec, Keras model) of one standalone run: its architecture, its weights."""
+    from emorec import models
+    from emorec.data.preprocess import InputSpec
+
+    spec = InputSpec.from_dict(result["input_spec"])
+    model = models.build(result["model"], (spec.size, spec.size, spec.channels), len(spec.classes), **result["arch"])
+    model.load_weights(str(weights))
+    return spec, model
+
+
 def cross_score(predict, model_classes, prepared: Path) -> dict:
     """Another dataset's test split, shared classes only (as the cross_dataset stage)."""
     from emorec.data import prepared as prep
@@ -44,15 +55,12 @@ def cross_score(predict, model_classes, prepared: Path) -> dict:
 def score_run(result: dict, weights: Path, prepared: Path, params: dict, figure: Path,
               cross: Path | None = None) -> dict:
     """Test-split figures of one standalone run, from its weights file."""
-    from emorec import models
     from emorec.data import prepared as prep
-    from emorec.data.preprocess import InputSpec, to_model_input
+    from emorec.data.preprocess import to_model_input
     from emorec.evaluation import scoring
     from emorec.evaluation.metrics import compute_metrics
 
-    spec = InputSpec.from_dict(result["input_spec"])
-    model = models.build(result["model"], (spec.size, spec.size, spec.channels), len(spec.classes), **result["arch"])
-    model.load_weights(str(weights))
+    spec, model = run_model(result, weights)
     x_test, y_test, classes = prep.load_part(prepared, "test")
     x_val, y_val, _ = prep.load_part(prepared, "val")
 
@@ -75,12 +83,7 @@ def to_keras_file(result: dict, weights: Path, out_dir: Path) -> Path:
     """A standalone run as a `.keras` file with `preprocessing.json` beside it (its input
     spec, and the temperature recipe_report fitted on validation when it scored the run),
     so `emorec infer --model`, `EmotionRecognizer` and the benchmarks can load it."""
-    from emorec import models
-    from emorec.data.preprocess import InputSpec
-
-    spec = InputSpec.from_dict(result["input_spec"])
-    model = models.build(result["model"], (spec.size, spec.size, spec.channels), len(spec.classes), **result["arch"])
-    model.load_weights(str(weights))
+    spec, model = run_model(result, weights)
     temperature = ((result.get("scored") or {}).get("calibration") or {}).get("temperature", 1.0)
     with files.atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
