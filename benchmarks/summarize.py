@@ -338,6 +338,25 @@ def real_faces_section(r: dict | None) -> list[str]:
             "at; \"sad\" there is the failure users report.", "", real_faces.markdown(r["rows"]), ""]
 
 
+def tta_section(r: dict | None) -> list[str]:
+    """Test-time augmentation in real time (benchmarks/tta_realtime.py): accuracy bought, FPS paid."""
+    if not r:
+        return []
+    import tta_realtime
+
+    return ["## 8. Test-time augmentation in real time: accuracy against FPS", "",
+            f"`python benchmarks/tta_realtime.py` ({_machine_line(r['machine'])}). Accuracy through the real-time "
+            f"classifier (views in one batch, the model's temperature applied) on {r['prepared']}: validation (the "
+            "split that decides whether TTA is worth its cost; the figure in brackets is its gain over no TTA), the "
+            "paper-protocol test split and its PrivateTest part; end-to-end FPS of the infer loop on "
+            f"{r['results'][0]['video'] if r['results'] else 'the video'} with `infer.tta` set, median of "
+            f"{r['results'][0]['repeats'] if r['results'] else '?'} rounds. `infer.tta` is off by default: "
+            "turn it on with `emorec infer --tta flip` where the FPS allow. The detector's time per frame is "
+            "given beside the classifier's: it sets the FPS ceiling of the machine the section ran on, which may "
+            "differ from section 1's.", "",
+            tta_realtime.markdown(r["results"]), ""]
+
+
 def build(results: Path, default_detector: str, default_model: str) -> tuple[str, list[tuple]]:
     """The markdown of reports/benchmarks.md and the targets (text, measured, met or None),
     from the JSON rows in `results`; the plot is written there too."""
@@ -386,6 +405,7 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
     body += lines
     serve_targets += fanout_targets
     body += real_faces_section(_load(results, "real_faces"))
+    body += tta_section(_load(results, "tta_realtime"))
     noop = facts.get("noop_full", facts.get("noop_sandbox"))
     if noop is not None:
         targets.append(("no-op `dvc repro` <= 10 s", f"{noop:.1f} s" + (" (full checkout)" if "noop_full" in facts
@@ -407,7 +427,8 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
             "Regenerate: `python benchmarks/peer_fer.py all`, `python benchmarks/input_pipeline.py`, "
             "`python benchmarks/dvc_overhead.py sandbox`, `python benchmarks/dvc_overhead.py project`, "
             "`python benchmarks/serve_load.py --model <file>`, `python benchmarks/fanout.py`, "
-            "`python benchmarks/real_faces.py --model <model>`, then "
+            "`python benchmarks/real_faces.py --model <model>`, "
+            "`python benchmarks/tta_realtime.py --model <model>`, then "
             "`python benchmarks/summarize.py`. Model sizes, FLOPs and per-model training/inference speed are in "
             "[benchmarks/model_throughput.md](benchmarks/model_throughput.md).", "",
             "## Targets", "", "| target | measured | met |", "|---|---|---|"]

@@ -11,6 +11,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import real_faces  # noqa: E402
 import summarize  # noqa: E402
+import tta_realtime  # noqa: E402
 
 MACHINE = {"date": "2026-11-24 20:00", "cpu": "test cpu", "cores": 2, "memory_gb": 24.0, "os": "Linux",
            "python": "3.11", "packages": {"tensorflow": "2.21.0"}, "gpu": "none used"}
@@ -113,3 +114,50 @@ def test_real_faces_section_appears_only_when_measured(tmp_path):
     (tmp_path / "real_faces.json").write_text(json.dumps({"machine": MACHINE, "large_face_px": 48, "rows": [row]}))
     text, _ = summarize.build(tmp_path, "yunet", CHAMPION)
     assert "## 7. Real faces without labels" in text and "| run-a | 2 (1) | 0.5 | 1.0 |" in text
+
+
+def test_tta_section_shows_each_kind_with_its_validation_gain_and_fps(tmp_path):
+    _write(tmp_path, ours_fps=100.0, ours_acc=0.61, pipeline_ratio=0.95, noop_s=5.0)
+    text, _ = summarize.build(tmp_path, "yunet", CHAMPION)
+    assert "Test-time augmentation in real time" not in text
+    rows = [{"tta": kind, "views": views, "validation": val, "test": 0.6, "test_PrivateTest": 0.61, "fps": fps,
+             "classify_ms_per_frame": ms, "detect_ms_per_frame": 20.0} for kind, views, val, fps, ms in
+            ((None, 1, 0.64, 36.0, 5.0), ("flip", 2, 0.65, 33.0, 7.5), ("ten", 10, 0.655, 20.0, 25.0))]
+    result = {"model": "run-a", "detector": "yunet", "video": "webcam.mp4", "repeats": 3, "rows": rows}
+    (tmp_path / "tta_realtime.json").write_text(json.dumps({"machine": MACHINE, "prepared": "data/prepared/fer2013",
+                                                              "results": [result]}))
+    text, _ = summarize.build(tmp_path, "yunet", CHAMPION)
+    assert "## 8. Test-time augmentation in real time" in text and "median of 3 rounds" in text
+    assert "| run-a | none (1) | 0.6400 | 0.6000 | 0.6100 | 36.0 | 5.00 | 20.00 |" in text
+    assert "| run-a | flip (2) | 0.6500 (+0.0100) | 0.6000 | 0.6100 | 33.0 | 7.50 | 20.00 |" in text
+    assert "| run-a | ten (10) | 0.6550 (+0.0150) |" in text
+
+
+def test_tta_accuracies_go_through_the_real_time_classifier(tmp_path):
+    """The benchmark's accuracies are the Classifier's own predictions with each kind of TTA:
+    the test split's sub-splits come from the face ids, and the kinds really differ."""
+    import keras
+    import numpy as np
+
+    from emorec import files, models
+    from emorec.data.preprocess import InputSpec
+
+    keras.utils.set_random_seed(0)
+    models.build("cnn", (48, 48, 1), len(CLASSES), filters=(8,), dense_units=8).save(tmp_path / "model.keras")
+    files.write_json(tmp_path / "preprocessing.json", InputSpec(48, 1, CLASSES).to_dict())
+    rng = np.random.default_rng(0)
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    for part, n in (("val", 30), ("test", 40)):
+        ids = np.array([f"{'PrivateTest' if i % 2 else 'PublicTest'}_{i}.png" for i in range(n)])
+        np.savez(prepared / f"{part}.npz", images=rng.integers(0, 255, (n, 48, 48, 1), np.uint8),
+                 labels=rng.integers(0, len(CLASSES), n), classes=np.array(CLASSES), source_id=ids)
+    got = {kind: tta_realtime.accuracies(str(tmp_path / "model.keras"), kind, prepared, chunk=16)
+           for kind in tta_realtime.KINDS}
+    assert got[None]["n_validation"] == 30 and got[None]["n_test"] == 40
+    assert set(got[None]) >= {"validation", "test", "test_PrivateTest", "test_PublicTest"}
+    from emorec.inference.classifier import Classifier
+
+    x, y = files.load_npz(prepared / "val.npz")["images"], files.load_npz(prepared / "val.npz")["labels"]
+    flip = Classifier(str(tmp_path / "model.keras"), tta="flip").predict_faces(list(x))
+    assert got["flip"]["validation"] == round(float((flip.argmax(1) == y).mean()), 4)

@@ -119,6 +119,7 @@ def test_cli_photo_folder_and_a_tiny_image(tmp_path, model_file):
     ("--max-frames", "-1", "--max-frames must be an integer of at least 1, got -1"),
     ("--detect-every", "0", "--detect-every must be an integer of at least 1, got 0"),
     ("--ema", "2", "--ema must be a number from 0 up to"),
+    ("--tta", "twelve", "argument --tta: invalid choice: 'twelve'"),
 ])
 def test_bad_options_name_the_flag_before_any_model_loads(flag, value, message, model_file):
     start = time.perf_counter()
@@ -127,6 +128,16 @@ def test_bad_options_name_the_flag_before_any_model_loads(flag, value, message, 
     assert "Traceback" not in result.stderr
     assert time.perf_counter() - start < 30   # no model was loaded (that alone takes ~10 s)
 
+
+
+def test_a_bad_tta_in_params_is_named_before_any_model_loads():
+    from emorec.stages.infer import check_options
+
+    for good in (None, "flip", "ten"):
+        check_options({"tta": good})
+    for bad in ("twelve", True, 2):
+        with pytest.raises(EmorecError, match=f"params.yaml infer.tta must be null, flip or ten, got {bad!r}"):
+            check_options({"tta": bad})
 
 def test_relative_paths_are_relative_to_where_the_user_stands(tmp_path, model_file):
     here = REPO / "reports"   # a folder inside the project, not its root

@@ -271,6 +271,40 @@ def test_scores_are_scaled_by_the_temperature_the_model_carries(tmp_path):
         Classifier(str(model))
 
 
+def test_tta_averages_the_temperature_scaled_views_in_one_batch(tmp_path):
+    """`tta="flip"` answers the mean of the face and its mirror, each scaled by the model's
+    temperature; "ten" adds four 2-px shifts of each; anything else is refused by name."""
+    from emorec import files
+    from emorec.errors import EmorecError
+    from emorec.inference.classifier import Classifier
+
+    model = tiny_model(tmp_path)
+    spec = files.read_json(tmp_path / "run.json")["input_spec"]
+    files.write_json(tmp_path / "preprocessing.json", {**spec, "temperature": 2.0})
+    rng = np.random.default_rng(1)
+    crops = [rng.integers(0, 255, (48, 48, 3), np.uint8), rng.integers(0, 255, (48, 48, 3), np.uint8)]
+    single, flip = Classifier(str(model)), Classifier(str(model), tta="flip")
+    seen = []
+    inner = flip._predict
+    flip._predict = lambda x: (seen.append(len(x)), inner(x))[1]
+    mirrored = single.predict_faces([c[:, ::-1] for c in crops])
+    expected = (single.predict_faces(crops) + mirrored) / 2
+    got = flip.predict_faces(crops)
+    assert seen == [4]   # both views of both faces in one batch
+    assert np.allclose(got, expected, atol=1e-5) and np.allclose(got.sum(1), 1, atol=1e-5)
+    raw = Classifier(str(model))
+    raw.temperature = 1.0
+    assert not np.allclose(got, (raw.predict_faces(crops) + raw.predict_faces([c[:, ::-1] for c in crops])) / 2)
+    ten = Classifier(str(model), tta="ten")
+    seen.clear()
+    inner_ten = ten._predict
+    ten._predict = lambda x: (seen.append(len(x)), inner_ten(x))[1]
+    assert ten.predict_faces(crops).shape == (2, 7) and seen == [20]
+    assert ten.predict_faces([]).shape == (0, 7)
+    with pytest.raises(EmorecError, match="tta must be null, 'flip' or 'ten', got 'twelve'"):
+        Classifier(str(model), tta="twelve")
+
+
 def _content_length(raw: bytes) -> int:
     for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):

@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, help="crop margin around each face box, fraction of its size")
     p.add_argument("--align", action="store_true", default=None, help="level the eyes using 5-point landmarks")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--tta", choices=["flip", "ten"], help="average test-time views of each face (slower; "
+                   "reports/benchmarks.md gives its FPS and accuracy)")
     p.add_argument("--show", action="store_true", default=None, help="live window (only when a display exists)")
     p = sub.add_parser("grid", help="list the runs of a profile; --write puts them in grid.yaml for dvc.yaml",
                        description="The runs a profile trains (grid.profile in params.yaml, or --profile). "
@@ -213,7 +215,7 @@ def _grid_command(args) -> None:
 
 INFER_FLAGS = {"detect_every": "--detect-every", "ema": "--ema", "margin": "--margin",
                "max_frames": "--max-frames", "model": "--model", "detector": "--detector", "out": "--out",
-               "min_face": "--min-face"}
+               "min_face": "--min-face", "tta": "--tta"}
 QUIET_COMMANDS = {"train", "evaluate", "infer", "register", "export", "crossval", "seeds",
                   "cross_dataset", "explain", "detectors", "quickstart", "serve"}
 
@@ -263,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage("infer")(_here(args.source), _here(args.model), args.detector, _here(args.out), overrides={
                 "detect_every": args.detect_every, "ema": args.ema, "margin": args.margin,
                 "align": args.align, "max_frames": args.max_frames, "show": args.show,
-                "min_face": args.min_face},
+                "min_face": args.min_face, "tta": args.tta},
                 flags={k: v for k, v in INFER_FLAGS.items() if k in typed})
         elif args.command in ("register", "export"):
             stage(args.command)(args.dataset)

@@ -47,6 +47,8 @@ class EmotionRecognizer:
     model: a registry URI (`models:/emorec-<dataset>@champion`, tracked in the project's
       MLflow store unless MLFLOW_TRACKING_URI says otherwise), a `.keras` file, or an
       `.onnx` / `.tflite` export with `preprocessing.json` beside it.
+    tta: None, "flip" or "ten": test-time views of each face averaged (more accurate, slower;
+      `Classifier`).
     detector: a registered detector name (`emorec.inference.detectors.DETECTORS`); its
       settings come from `detector_settings`, else from the project's params.yaml.
     """
@@ -54,7 +56,7 @@ class EmotionRecognizer:
     def __init__(self, model: str = DEFAULT_MODEL, detector: str = "yunet", *,
                  detector_settings: dict | None = None, margin: float = 0.15, align: bool = False,
                  min_face: int = 20, threads: int | None = 1, root: Path | str | None = None,
-                 max_detect_side: int = 1920):
+                 max_detect_side: int = 1920, tta: str | None = None):
         self.root = Path(root) if root is not None else project_root()
         params = _project_params(self.root)
         if detector_settings is None:
@@ -67,7 +69,7 @@ class EmotionRecognizer:
             experiment = ((params or {}).get("mlflow") or {}).get("experiment", "emorec")
             tracking.configure(self.root, experiment)
         self.model = model
-        self.classifier = Classifier(model, self.root, threads)
+        self.classifier = Classifier(model, self.root, threads, tta)
         self.margin, self.align, self.min_face = margin, align, min_face
         self.max_detect_side = max_detect_side
 
@@ -95,7 +97,7 @@ class EmotionRecognizer:
                    detector_settings=dict((params.get("detectors") or {}).get(name) or {}),
                    margin=cfg.get("margin", 0.15), align=bool(cfg.get("align", False)),
                    min_face=cfg.get("min_face", 20), threads=cfg.get("classifier_threads", 1), root=root,
-                   max_detect_side=cfg.get("max_detect_side", 1920))
+                   max_detect_side=cfg.get("max_detect_side", 1920), tta=cfg.get("tta"))
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -13,6 +13,9 @@ from emorec import files
 from emorec.data.preprocess import InputSpec, to_model_input
 from emorec.errors import EmorecError
 from emorec.evaluation.calibration import scaled as calibrate
+from emorec.evaluation.calibration import views as tta_views
+
+TTA_KINDS = (None, "flip", "ten")
 
 
 # ----------------------------------------------------------------------------- model source
@@ -23,10 +26,16 @@ class Classifier:
     Keras models predict through their compiled predict step (`predict_on_batch`), about
     8x faster than an eager call on a one-face batch. Exports run on `threads` intra-op
     threads (default 1; 0 or None: the runtime's default), which leaves the other cores to
-    the detector."""
+    the detector.
 
-    def __init__(self, source: str, root: Path | None = None, threads: int | None = 1):
-        self.source = source
+    `tta` averages test-time views of each face (evaluate's views: "flip" = 2, "ten" = 10)
+    in the one batch, each view temperature-scaled before the average. It costs classifier
+    time per face: benchmarks/realtime_fps.py measures it (`--settings tta=flip`)."""
+
+    def __init__(self, source: str, root: Path | None = None, threads: int | None = 1, tta: str | None = None):
+        if tta not in TTA_KINDS:
+            raise EmorecError(f"tta must be null, 'flip' or 'ten', got {tta!r}")
+        self.source, self.tta = source, tta
         if source.startswith("models:/") or source.startswith("runs:/"):
             self._from_mlflow(source)
         else:
@@ -101,7 +110,10 @@ class Classifier:
             return np.zeros((0, len(self.classes)), np.float32)
         batch = np.stack([cv2.resize(f, (self.spec.size, self.spec.size), interpolation=cv2.INTER_AREA)
                           for f in faces_rgb])
-        return calibrate(np.asarray(self._predict(to_model_input(batch, self.spec)), np.float32), self.temperature)
+        views = tta_views(batch.reshape(*batch.shape[:3], -1), self.tta)
+        probs = np.asarray(self._predict(to_model_input(np.concatenate(views), self.spec)), np.float32)
+        probs = calibrate(probs, self.temperature).reshape(len(views), len(batch), -1)
+        return probs.mean(axis=0)
 
 
 def read_spec(data: dict, where: str) -> tuple[InputSpec, float]:

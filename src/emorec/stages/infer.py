@@ -27,6 +27,7 @@ RULES = {
     "min_track_frames": (lambda v: isinstance(v, int) and v >= 1, "an integer of at least 1"),
     "max_detect_side": (lambda v: v is None or (isinstance(v, int) and v >= 64), "null or an integer >= 64"),
     "classifier_threads": (lambda v: isinstance(v, int) and v >= 0, "an integer, 0 or more"),
+    "tta": (lambda v: v in (None, "flip", "ten"), "null, flip or ten"),
 }
 
 
@@ -89,7 +90,7 @@ def run(source: str | None = None, model: str | None = None, detector: str | Non
                                                 overrides=cfg)
     if photo_mode:
         summary = photos.run(photo_list, recognizer, out)
-        summary.update({"source": configured_source, "model": model, "detector": name})
+        summary.update({"source": configured_source, "model": model, "detector": name, "tta": cfg.get("tta")})
         files.write_json(out / "summary.json", summary)
         print(f"{summary['read']} photo(s), {summary['faces']} face(s) ({name} detector) -> {out}")
         if summary["without_faces"]:
@@ -104,7 +105,7 @@ def run(source: str | None = None, model: str | None = None, detector: str | Non
     run_cfg = realtime.InferConfig(**{k: v for k, v in cfg.items() if k in known})
     with _sigterm_as_interrupt():
         summary = realtime.run(realtime.open_source(source), recognizer, run_cfg, out, progress)
-    summary.update({"source": configured_source, "model": model, "detector": name})
+    summary.update({"source": configured_source, "model": model, "detector": name, "tta": cfg.get("tta")})
     files.write_json(out / "summary.json", summary)
     print(f"{summary['frames']} frames, {summary['faces_classified']} faces, {summary['tracks']} tracks, "
           f"{summary['fps']} FPS end to end ({name} detector) -> {out}")
