@@ -216,6 +216,7 @@ def test_scoring_sections(tmp_path):
     assert out["subsets"]["PrivateTest"]["n"] == 21
     assert set(out["face_size"]) == {"16", "24"}            # 64 px is not smaller than the faces
     assert out["tta"]["n_views"] == 2 and out["tta"]["accuracy"] == 1.0
+    assert out["tta"]["validation_accuracy"] == 1.0 and out["tta"]["validation_gain"] == 0.0
     cal = out["calibration"]
     assert cal["fitted_on"] == "validation" and 0.05 <= cal["temperature"] <= 20
     assert cal["ece"]["validation_scaled"] <= cal["ece"]["validation_raw"] + 1e-6

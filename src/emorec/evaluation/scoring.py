@@ -41,13 +41,17 @@ def score(predict, x_val, y_val, x_test, y_test, test_probs, test_ids, classes, 
         "face_size": {str(side): round(float((predict(calibration.shrunk(x_test, side)).argmax(1) == y_test).mean()), 4)
                       for side in face_sizes if side < x_test.shape[1]},
     }
-    if tta:
+    if tta:   # measured on validation too: that gain, not test's, says whether TTA is worth its cost
         views = calibration.views(x_test, tta)
         tta_probs = np.mean([predict(v) for v in views], axis=0)
         m = compute_metrics(y_test, tta_probs.argmax(1), classes)
+        val_tta = np.mean([predict(v) for v in calibration.views(x_val, tta)], axis=0)
+        val_single, val_views = (float((p.argmax(1) == y_val).mean()) for p in (val_probs, val_tta))
         out["tta"] = {"views": tta, "n_views": len(views), "accuracy": round(m["accuracy"], 4),
                       "macro_f1": round(m["macro_f1"], 4),
-                      "subsets": subsets(tta_probs, y_test, test_ids, classes)}
+                      "subsets": subsets(tta_probs, y_test, test_ids, classes),
+                      "validation_accuracy": round(val_views, 4),
+                      "validation_gain": round(val_views - val_single, 4)}
     return out
 
 

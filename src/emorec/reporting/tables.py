@@ -159,7 +159,7 @@ def calibration_lines(rows: list[dict]) -> list[str]:
         return []
     out = ["", "Calibration, test-time augmentation and face size (test split; the temperature "
            "is fitted on validation):", "",
-           "| run | accuracy | TTA accuracy | sub-splits | ECE raw | ECE scaled | temperature | accuracy at 16 / 24 / 32 px |",
+           "| run | accuracy | TTA accuracy (validation gain) | sub-splits | ECE raw | ECE scaled | temperature | accuracy at 16 / 24 / 32 px |",
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cal = r.get("calibration")
@@ -172,7 +172,9 @@ def calibration_lines(rows: list[dict]) -> list[str]:
         subs = ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in (r.get("subsets") or {}).items())
         sizes = " / ".join(_fmt(v) for v in (r.get("face_size") or {}).values())
         out.append(f"| {name} | {_fmt(r['test']['accuracy'])} | "
-                   + (f"{_fmt(tta.get('accuracy'))} ({tta['views']})" if tta else "") + f" | {subs} | "
+                   + (f"{_fmt(tta.get('accuracy'))} ({tta['views']}"
+                      + (f"; validation {tta['validation_gain']:+.3f}" if "validation_gain" in tta else "") + ")"
+                      if tta else "") + f" | {subs} | "
                    f"{cal['ece']['test_raw']:.3f} | {cal['ece']['test_scaled']:.3f} | {cal['temperature']:.2f} | {sizes} |")
     return out
 

@@ -100,7 +100,7 @@ def change(run: dict) -> str:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| run | change | hardware | epochs (best) | val accuracy | test accuracy | PrivateTest | macro-F1 | "
-             "TTA (ten views) | ECE raw -> scaled (T) | 16 / 24 / 32 px | other dataset's test: accuracy / macro-F1 "
+             "TTA (ten views; its validation gain) | ECE raw -> scaled (T) | 16 / 24 / 32 px | other dataset's test: accuracy / macro-F1 "
              "(neutral called sad) | img/s | minutes |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -120,7 +120,8 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['name']} | {change(r)} | {r['hardware']} | {r['epochs_run']} ({r['best_epoch']}) | {r['val_accuracy']:.4f} | "
             f"{s['test']['accuracy']:.4f} | {s['subsets'].get('PrivateTest', {}).get('accuracy', float('nan')):.4f} | "
             f"{s['test']['macro_f1']:.4f} | {s['tta']['accuracy']:.4f} (PrivateTest "
-            f"{s['tta']['subsets'].get('PrivateTest', {}).get('accuracy', float('nan')):.4f}) | "
+            f"{s['tta']['subsets'].get('PrivateTest', {}).get('accuracy', float('nan')):.4f}"
+            + (f"; validation {s['tta']['validation_gain']:+.4f}" if "validation_gain" in s["tta"] else "") + ") | "
             f"{cal['ece']['test_raw']:.3f} -> {cal['ece']['test_scaled']:.3f} ({cal['temperature']:.2f}) | {sizes} | "
             f"{cross} | {r['images_per_second']:.0f} | {r['seconds'] / 60:.1f} |")
     return "\n".join(lines)
