@@ -79,6 +79,28 @@ def recipe_models(folder: Path, work: Path, scores: Path) -> list[tuple[str, Pat
     return out
 
 
+def add_model_args(ap: argparse.ArgumentParser) -> None:
+    """--model / --recipe-run / --scores: the models a benchmark of trained classifiers takes."""
+    ap.add_argument("--model", action="append", default=[], help="a registry URI or a .keras/.onnx/.tflite file")
+    ap.add_argument("--recipe-run", action="append", default=[], type=Path,
+                    help="a standalone runner's folder (results.json and *.weights.h5)")
+    ap.add_argument("--scores", type=Path, default=ROOT / "reports" / "recipe" / "runs.json",
+                    help="recipe_report's runs.json, for each recipe run's temperature")
+
+
+def model_targets(args, work: Path) -> list[tuple[str, str]]:
+    """(name, model) for each --model and each kept-weights run of each --recipe-run folder."""
+    if not args.model and not args.recipe_run:
+        raise SystemExit("give --model or --recipe-run")
+    for folder in args.recipe_run:
+        if not (folder / "results.json").is_file():
+            raise SystemExit(f"--recipe-run {folder}: no results.json there")
+    targets = [(m, m) for m in args.model]
+    for folder in args.recipe_run:
+        targets += [(name, str(path)) for name, path in recipe_models(folder, work, args.scores)]
+    return targets
+
+
 def measure(name: str, model: str, params: dict) -> dict:
     from emorec.recognizer import EmotionRecognizer
 
@@ -116,27 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     from emorec.config import load_params
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", action="append", default=[], help="a registry URI or a .keras/.onnx/.tflite file")
-    ap.add_argument("--recipe-run", action="append", default=[], type=Path,
-                    help="a standalone runner's folder (results.json and *.weights.h5)")
-    ap.add_argument("--scores", type=Path, default=ROOT / "reports" / "recipe" / "runs.json",
-                    help="recipe_report's runs.json, for each recipe run's temperature")
+    add_model_args(ap)
     ap.add_argument("--out", type=Path, default=None, help="default: reports/benchmarks/real_faces.json")
     args = ap.parse_args(argv)
     if not any(PHOTOS.rglob("*.jpg")) or not VIDEO.is_file():
         raise SystemExit(f"{SHARED}: the WIDER FACE photos and the webcam video are needed (../shared)")
-    if not args.model and not args.recipe_run:
-        raise SystemExit("give --model or --recipe-run")
-    for folder in args.recipe_run:
-        if not (folder / "results.json").is_file():
-            raise SystemExit(f"--recipe-run {folder}: no results.json there")
     params = load_params(ROOT / "params.yaml")
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        targets = [(m, m) for m in args.model]
-        for folder in args.recipe_run:
-            targets += [(name, str(path)) for name, path in recipe_models(folder, Path(work), args.scores)]
-        for name, model in targets:
+        for name, model in model_targets(args, Path(work)):
             rows.append(measure(name, model, params))
     save("real_faces", {"large_face_px": LARGE, "rows": rows}, args.out)
     print(markdown(rows))

@@ -48,6 +48,18 @@ def row(video: str, model: str, detector: str, setting: str) -> dict:
             "detector_runs": s["detector_runs"], "tracks": s["tracks"], "ms_per_frame": s["ms_per_frame"]}
 
 
+def row_in_fresh_process(video: str, model: str, detector: str, setting: str) -> dict:
+    """`row` run in its own Python process (no state carried between rows); on failure, a
+    dict with the last line of its error under "error"."""
+    out = subprocess.run([sys.executable, __file__, "_row", video, model, detector, setting],
+                         capture_output=True, text=True, cwd=ROOT)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        error = ((out.stderr or out.stdout).strip().splitlines() or ["failed"])[-1]
+        return {"model": model, "detector": detector, "setting": setting, "error": error}
+    return json.loads(lines[-1])
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_row":
         print(json.dumps(row(*sys.argv[2:6])))
@@ -73,15 +85,7 @@ def main() -> None:
     runs: dict[tuple, list[dict]] = {c: [] for c in combos}
     for _ in range(args.repeats):   # rounds, so slow spells of the machine spread over all rows
         for detector, model, setting in combos:
-            out = subprocess.run([sys.executable, __file__, "_row", str(video), model, detector, setting],
-                                 capture_output=True, text=True, cwd=ROOT)
-            lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-            if out.returncode != 0 or not lines:
-                error = ((out.stderr or out.stdout).strip().splitlines() or ["failed"])[-1]
-                runs[(detector, model, setting)].append({"model": model, "detector": detector, "setting": setting,
-                                                         "error": error})
-                continue
-            runs[(detector, model, setting)].append(json.loads(lines[-1]))
+            runs[(detector, model, setting)].append(row_in_fresh_process(str(video), model, detector, setting))
     rows = []
     for (detector, model, setting), got in runs.items():
         ok = sorted((r for r in got if "error" not in r), key=lambda r: r["fps"])

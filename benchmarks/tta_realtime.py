@@ -18,15 +18,14 @@ reports/benchmarks.md).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import real_faces  # noqa: E402
 from _common import ROOT, save  # noqa: E402
 
 KINDS = (None, "flip", "ten")
@@ -63,13 +62,12 @@ def accuracies(model: str, tta: str | None, prepared: Path, chunk: int = 512) ->
 
 def fps_row(model: str, detector: str, tta: str | None) -> dict:
     """One run of the infer stage's loop on the video with `infer.tta` set, in a fresh process."""
-    setting = "-" if tta is None else f"tta={tta}"
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "realtime_fps.py"), "_row", str(VIDEO), model,
-                          detector, setting], capture_output=True, text=True, cwd=ROOT)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise SystemExit(f"FPS run with tta={tta} failed: {((out.stderr or out.stdout).strip().splitlines() or ['?'])[-1]}")
-    return json.loads(lines[-1])
+    import realtime_fps  # here: importing it sets TF_USE_LEGACY_KERAS for its rows' processes
+
+    row = realtime_fps.row_in_fresh_process(str(VIDEO), model, detector, "-" if tta is None else f"tta={tta}")
+    if "error" in row:
+        raise SystemExit(f"FPS run with tta={tta} failed: {row['error']}")
+    return row
 
 
 def measure(name: str, model: str, detector: str, repeats: int, prepared: Path) -> dict:
@@ -107,11 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from emorec.config import load_params
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", action="append", default=[], help="a registry URI or a .keras/.onnx/.tflite file")
-    ap.add_argument("--recipe-run", action="append", default=[], type=Path,
-                    help="a standalone runner's folder (results.json and *.weights.h5)")
-    ap.add_argument("--scores", type=Path, default=ROOT / "reports" / "recipe" / "runs.json",
-                    help="recipe_report's runs.json, for each recipe run's temperature")
+    real_faces.add_model_args(ap)
     ap.add_argument("--prepared", type=Path, default=PREPARED, help="the prepared FER2013 folder")
     ap.add_argument("--detector", default=None, help="default: infer.detector")
     ap.add_argument("--repeats", type=int, default=3)
@@ -121,21 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{VIDEO} is needed (../shared)")
     if not (args.prepared / "test.npz").is_file() or not (args.prepared / "val.npz").is_file():
         raise SystemExit(f"--prepared {args.prepared}: no prepared test split there (dvc repro -s prepare@fer2013)")
-    if not args.model and not args.recipe_run:
-        raise SystemExit("give --model or --recipe-run")
     if args.repeats < 1:
         raise SystemExit("--repeats must be at least 1")
     detector = args.detector or load_params(ROOT / "params.yaml")["infer"]["detector"]
-    import real_faces
-
     results = []
     with tempfile.TemporaryDirectory() as work:
-        targets = [(m, m) for m in args.model]
-        for folder in args.recipe_run:
-            if not (folder / "results.json").is_file():
-                raise SystemExit(f"--recipe-run {folder}: no results.json there")
-            targets += [(name, str(path)) for name, path in real_faces.recipe_models(folder, Path(work), args.scores)]
-        for name, model in targets:
+        for name, model in real_faces.model_targets(args, Path(work)):
             results.append(measure(name, model, detector, args.repeats, args.prepared))
     save("tta_realtime", {"prepared": str(args.prepared.relative_to(ROOT) if args.prepared.is_relative_to(ROOT)
                                           else args.prepared), "results": results}, args.out)
