@@ -41,6 +41,31 @@ def test_summary_mean_and_sample_std():
     assert s["accuracy"]["mean"] == pytest.approx(0.6)
     assert s["accuracy"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert s["macro_f1"]["std"] == 0
+    assert "subsets" not in s
+
+
+def test_summary_reports_a_sub_split_only_where_every_run_has_it():
+    runs = [{"accuracy": 0.6, "macro_f1": 0.5, "subsets": {"PrivateTest": {"accuracy": 0.62}, "PublicTest": {"accuracy": 0.6}}},
+            {"accuracy": 0.6, "macro_f1": 0.5, "subsets": {"PrivateTest": {"accuracy": 0.66}}}]
+    s = crossval.Summary(runs).to_dict()
+    assert list(s["subsets"]) == ["PrivateTest"]       # PublicTest is missing from one run
+    assert s["subsets"]["PrivateTest"]["mean"] == pytest.approx(0.64)
+    assert s["subsets"]["PrivateTest"]["std"] == pytest.approx(np.std([0.62, 0.66], ddof=1))
+    assert "subsets" not in crossval.Summary([runs[0], {"accuracy": 0.5, "macro_f1": 0.4}]).to_dict()
+
+
+def test_ensemble_averages_members_and_judges_itself_on_validation():
+    y = np.array([0, 1, 2, 0])
+    a = np.array([[.6, .4, 0], [.6, .4, 0], [0, 0, 1], [1, 0, 0]])    # wrong on the second face
+    b = np.array([[.4, .6, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]])     # wrong on the first face
+    ids = np.array(["PrivateTest_1", "PrivateTest_2", "PublicTest_3", "PublicTest_4"])
+    e = crossval.ensemble_score([{"val": a, "score": a}, {"val": b, "score": b}], y, y, ids, ["a", "b", "c"])
+    assert e["members"] == 2
+    # the mean is right on both faces each member gets wrong (the tie on the first goes to class 0)
+    assert e["validation_accuracy"] == 1.0 and e["validation_gain"] == 0.25
+    assert e["accuracy"] == 1.0 and e["subsets"]["PrivateTest"]["accuracy"] == 1.0
+    same = crossval.ensemble_score([{"val": a, "score": a}] * 2, y, y, None, ["a", "b", "c"])
+    assert same["validation_gain"] == 0 and same["accuracy"] == 0.75 and same["subsets"] == {}
 
 
 def test_cross_dataset_keeps_shared_classes_only():
@@ -164,3 +189,17 @@ def test_study_tables():
         {"seed": 1, "accuracy": 0.5}, {"seed": 2, "accuracy": 0.7}],
         "accuracy": {"mean": 0.6, "std": 0.14}, "macro_f1": {"mean": 0.5, "std": 0.1}}])
     assert "0.6000 +- 0.1400" in seeds
+    with_split = report.seeds_markdown([1, 2], [{"run": "x", "epochs": 3, "runs": [{"seed": 1, "accuracy": 0.5}],
+                                                 "accuracy": {"mean": 0.6, "std": 0.14}, "macro_f1": {"mean": 0.5, "std": 0.1},
+                                                 "subsets": {"PrivateTest": {"mean": 0.64, "std": 0.02}}}])
+    assert "PrivateTest 0.6400 +- 0.0200" in with_split
+    section = report.seeds_section({"seeds": [1, 2], "hardware": "2 cores", "runs": [{
+        "run": "x", "epochs": 3, "runs": [{"seed": 1, "accuracy": 0.5}],
+        "accuracy": {"mean": 0.6, "std": 0.14}, "macro_f1": {"mean": 0.5, "std": 0.1}}]})
+    ens = report.seeds_table([{"run": "x", "epochs": 3, "runs": [], "accuracy": {"mean": 0.6, "std": 0.1},
+                               "macro_f1": {"mean": 0.5, "std": 0.1},
+                               "ensemble": {"members": 3, "validation_accuracy": 0.66, "validation_gain": 0.02,
+                                            "accuracy": 0.67, "macro_f1": 0.6, "subsets": {"PrivateTest": {"accuracy": 0.68}}}}])
+    assert any("3 seeds as one ensemble" in line and "+0.0200" in line and "PrivateTest 0.6800" in line for line in ens)
+    assert "## Noise" in section and "0.6000 +- 0.1400" in section and "2 cores" in section
+    assert report.seeds_section(None) == "" and report.seeds_section({"seeds": [1], "runs": []}) == ""

@@ -203,18 +203,43 @@ def crossval_markdown(record: dict) -> str:
 def seeds_markdown(values: list[int], records: list[dict]) -> str:
     lines = ["# Seeds: mean +- std over repeated runs", "",
              f"Seeds {values}; the grid's own seed run is reused, the others are trained by the `seeds` "
-             "stage with the same settings. Test split, as in [results.md](../results.md).", "",
-             "| run | accuracy (mean +- std) | macro-F1 (mean +- std) | per seed (accuracy) | epochs |",
-             "|---|---|---|---|---|"]
+             "stage with the same settings. Test split, as in [results.md](../results.md).", ""]
+    return "\n".join(lines + seeds_table(records) + [""])
+
+
+def seeds_table(records: list[dict]) -> list[str]:
+    """One row per study: mean +- std over seeds, overall and per official sub-split."""
+    lines = ["| run | accuracy (mean +- std) | macro-F1 (mean +- std) | per official sub-split (mean +- std) "
+             "| per seed (accuracy) | epochs |",
+             "|---|---|---|---|---|---|"]
     for r in records:
         if "skipped" in r:
-            lines.append(f"| {r['run']} | needs data: {r['skipped']} | | | |")
+            lines.append(f"| {r['run']} | needs data: {r['skipped']} | | | | |")
             continue
         per = ", ".join(f"{x['seed']}: {x['accuracy']:.4f}" for x in r["runs"])
+        parts = "; ".join(f"{name} {v['mean']:.4f} +- {v['std']:.4f}"
+                          for name, v in (r.get("subsets") or {}).items()) or "-"
         lines.append(f"| {r['run']} | {r['accuracy']['mean']:.4f} +- {r['accuracy']['std']:.4f} | "
-                     f"{r['macro_f1']['mean']:.4f} +- {r['macro_f1']['std']:.4f} | {per} | {r['epochs']} |")
-    lines.append("")
-    return "\n".join(lines)
+                     f"{r['macro_f1']['mean']:.4f} +- {r['macro_f1']['std']:.4f} | {parts} | {per} | {r['epochs']} |")
+    for r in records:
+        if ens := r.get("ensemble"):
+            parts = "".join(f", {name} {v['accuracy']:.4f}" for name, v in (ens.get("subsets") or {}).items())
+            lines += ["", f"{r['run']}, the {ens['members']} seeds as one ensemble (mean of their probabilities; "
+                      f"{ens['members']}x the classifier's cost per face): validation {ens['validation_accuracy']:.4f} "
+                      f"({ens['validation_gain']:+.4f} over the seeds' mean, which says whether it pays); "
+                      f"test {ens['accuracy']:.4f}, macro-F1 {ens['macro_f1']:.4f}{parts}."]
+    return lines
+
+
+def seeds_section(study: dict | None) -> str:
+    """results.md's closing section: the seeds study (noise beside the single-seed rows above)."""
+    if not study or not study.get("runs"):
+        return ""
+    return "\n".join(["", "## Noise: the same run with other seeds", "",
+                      f"The `seeds` stage ([seeds/seeds.md](seeds/seeds.md)): seeds {study['seeds']}, "
+                      f"{study.get('hardware', 'hardware not recorded')}. The grid's own seed is the row above; "
+                      "a gap smaller than about two standard deviations is noise, not gain.", ""]
+                     + seeds_table(study["runs"]) + [""])
 
 
 def cross_dataset_markdown(rows: list[dict]) -> str:

@@ -37,32 +37,47 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
                                          "train_balanced" if balance == "balanced" else "train")
         x_val, y_val, _ = prepared.load_part(paths.prepared(dataset), "val")
         x_te, y_te, _ = prepared.load_part(paths.prepared(dataset), "test")
+        ids_te = prepared.load_ids(paths.prepared(dataset), "test")
         tags = {"dataset": dataset, "model": model, "balance": balance, "study": "seeds",
                 "git_commit": tracking.git_commit(paths.root), "hardware": tracking.hardware(),
                 "dvc_stage": tracking.dvc_stage("seeds")}
         parent = studies.study_parent(experiment_id, f"seeds-{run_name}", {"seeds": values}, tags)
-        results = []
+        results, members = [], []
         for s in values:
             if s == grid_seed:  # the grid already trained this one
+                members.append(_grid_probs(paths.model_dir(dataset, model, balance), x_val, x_te))
                 ev = files.read_json(paths.evaluation_dir(dataset, model, balance) / "evaluation.json")
                 results.append({"seed": s, "accuracy": ev["test"]["accuracy"], "macro_f1": ev["test"]["macro_f1"],
                                 "n": ev["test"]["n"], "run_id": ev["provenance"]["mlflow_run_id"],
-                                "source": "grid run"})
+                                "source": "grid run", **({"subsets": ev["subsets"]} if ev.get("subsets") else {})})
                 continue
             cfg, arch = studies.study_config(params, dataset, model, s)
             print(f"{run_name}: seed {s}")
+            members.append({})
             results.append({"seed": s, "source": "seeds stage", **studies.train_and_score(
                 model_name=model, arch=arch, cfg=cfg, x_fit=x_tr, y_fit=y_tr, x_val=x_val, y_val=y_val,
                 x_score=x_te, y_score=y_te, classes=classes, run_name=f"{run_name}-seed{s}",
-                experiment_id=experiment_id, log_params={"seed": s},
+                experiment_id=experiment_id, log_params={"seed": s}, score_ids=ids_te, probs_out=members[-1],
                 tags={**tags, "mlflow.parentRunId": parent, "seed": str(s)})})
         cfg, _ = studies.study_config(params, dataset, model, grid_seed)
         records.append({"run": run_name, "dataset": dataset, "model": model, "balance": balance,
                         "epochs": cfg.epochs, "max_train_images": cfg.max_train_images,
-                        "mlflow_parent_run_id": parent, **studies.Summary(results).to_dict()})
+                        "mlflow_parent_run_id": parent, **studies.Summary(results).to_dict(),
+                        "ensemble": studies.ensemble_score(members, y_val, y_te, ids_te, classes)})
     from emorec.reporting import tables as report
 
     files.write_json(out, {"seeds": values, "hardware": tracking.hardware(), "runs": records})
     files.write_text(out.with_suffix(".md"), report.seeds_markdown(values, records))
     print(report.seeds_markdown(values, records))
     return out
+
+
+def _grid_probs(model_dir: Path, x_val, x_test) -> dict:
+    """The grid run's own model's probabilities on validation and test (an ensemble member)."""
+    from emorec.data.preprocess import InputSpec, to_model_input
+    from emorec.models.loading import load_model
+
+    model, meta = load_model(model_dir)
+    spec = InputSpec.from_dict(meta["input_spec"])
+    return {split: model.predict(to_model_input(x, spec), batch_size=256, verbose=0)
+            for split, x in (("val", x_val), ("score", x_test))}

@@ -62,16 +62,28 @@ class Summary:
         for key in ("accuracy", "macro_f1"):
             m, s = self.mean_std(key)
             out[key] = {"mean": m, "std": s}
+        # official sub-splits of the test set (FER2013's PrivateTest): only where every run has them
+        shared = set.intersection(*(set(v.get("subsets") or {}) for v in self.values)) if self.values else set()
+        if shared:
+            out["subsets"] = {}
+            for name in sorted(shared):
+                xs = np.array([v["subsets"][name]["accuracy"] for v in self.values], dtype=float)
+                out["subsets"][name] = {"mean": float(xs.mean()), "std": float(xs.std(ddof=1)) if len(xs) > 1 else 0.0}
         return out
 
 
 def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_score, y_score,
-                    classes, run_name, experiment_id, log_params, tags) -> dict:
-    """One child run: train with (x_val) for checkpointing, score on (x_score)."""
+                    classes, run_name, experiment_id, log_params, tags, score_ids=None,
+                    probs_out: dict | None = None) -> dict:
+    """One child run: train with (x_val) for checkpointing, score on (x_score). With the
+    scored faces' ids, also per official sub-split (FER2013's PrivateTest / PublicTest).
+    `probs_out`, when given, receives the model's "val" and "score" probabilities (for an
+    ensemble of the study's runs)."""
     import mlflow
 
     from emorec.data.preprocess import InputSpec, to_model_input
     from emorec.evaluation import metrics as evaluation
+    from emorec.evaluation import scoring
     from emorec.models.loading import load_model
     from emorec.training import fit as training
 
@@ -83,13 +95,33 @@ def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_scor
             log_params=log_params, tags=tags)
         model, meta = load_model(Path(tmp) / "model")
         spec = InputSpec.from_dict(meta["input_spec"])
-        pred = model.predict(to_model_input(x_score, spec), batch_size=256, verbose=0).argmax(1)
-    metrics = evaluation.compute_metrics(y_score, pred, classes)
+        probs = model.predict(to_model_input(x_score, spec), batch_size=256, verbose=0)
+        if probs_out is not None:
+            probs_out.update(score=probs, val=model.predict(to_model_input(x_val, spec), batch_size=256, verbose=0))
+    metrics = evaluation.compute_metrics(y_score, probs.argmax(1), classes)
+    subsets = scoring.subsets(probs, y_score, score_ids, classes)
     with mlflow.start_run(run_id=result.run_id):
         mlflow.log_metrics({"score_accuracy": metrics["accuracy"], "score_macro_f1": metrics["macro_f1"]})
     return {"run_id": result.run_id, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             "n": metrics["n"], "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-            "seconds": round(result.seconds, 1)}
+            "seconds": round(result.seconds, 1), **({"subsets": subsets} if subsets else {})}
+
+
+def ensemble_score(members: list[dict], y_val, y_score, score_ids, classes) -> dict:
+    """The study's runs as one ensemble: the mean of their softmax probabilities. Validation
+    says whether it pays (its gain over the members' mean); the score split only reports."""
+    from emorec.evaluation import scoring
+    from emorec.evaluation.metrics import compute_metrics
+
+    val = np.mean([m["val"] for m in members], axis=0)
+    score = np.mean([m["score"] for m in members], axis=0)
+    single_val = float(np.mean([(m["val"].argmax(1) == y_val).mean() for m in members]))
+    val_acc = float((val.argmax(1) == y_val).mean())
+    metrics = compute_metrics(y_score, score.argmax(1), classes)
+    return {"members": len(members), "validation_accuracy": round(val_acc, 4),
+            "validation_gain": round(val_acc - single_val, 4),
+            "accuracy": round(metrics["accuracy"], 4), "macro_f1": round(metrics["macro_f1"], 4),
+            "subsets": scoring.subsets(score, y_score, score_ids, classes)}
 
 
 def study_config(params: dict, dataset: str, model: str, seed: int, extra: dict | None = None):
