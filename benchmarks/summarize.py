@@ -357,6 +357,20 @@ def tta_section(r: dict | None) -> list[str]:
             tta_realtime.markdown(r["results"]), ""]
 
 
+def ensemble_section(r: dict | None) -> list[str]:
+    """The seeds study's models as one ensemble, with and without the mirror (benchmarks/seed_ensemble.py)."""
+    if not r:
+        return []
+    import seed_ensemble
+
+    return ["## 9. The seeds as one ensemble, with and without the mirror view", "",
+            f"`python benchmarks/seed_ensemble.py` ({_machine_line(r['machine'])}): the {len(r['run_ids'])} runs of the "
+            f"seeds study `{r['study']}` (seeds {', '.join(map(str, r['seeds']))}), each loaded from MLflow and run "
+            f"through the real-time classifier with raw softmax, averaged, on {r['prepared']}. Validation decides "
+            "(the gain in brackets is over the members' mean); test only reports. An ensemble costs one classifier "
+            "pass per member per view.", "", seed_ensemble.markdown(r["results"]), ""]
+
+
 def build(results: Path, default_detector: str, default_model: str) -> tuple[str, list[tuple]]:
     """The markdown of reports/benchmarks.md and the targets (text, measured, met or None),
     from the JSON rows in `results`; the plot is written there too."""
@@ -406,6 +420,7 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
     serve_targets += fanout_targets
     body += real_faces_section(_load(results, "real_faces"))
     body += tta_section(_load(results, "tta_realtime"))
+    body += ensemble_section(_load(results, "seed_ensemble"))
     noop = facts.get("noop_full", facts.get("noop_sandbox"))
     if noop is not None:
         targets.append(("no-op `dvc repro` <= 10 s", f"{noop:.1f} s" + (" (full checkout)" if "noop_full" in facts
@@ -428,7 +443,7 @@ def build(results: Path, default_detector: str, default_model: str) -> tuple[str
             "`python benchmarks/dvc_overhead.py sandbox`, `python benchmarks/dvc_overhead.py project`, "
             "`python benchmarks/serve_load.py --model <file>`, `python benchmarks/fanout.py`, "
             "`python benchmarks/real_faces.py --model <model>`, "
-            "`python benchmarks/tta_realtime.py --model <model>`, then "
+            "`python benchmarks/tta_realtime.py --model <model>`, `python benchmarks/seed_ensemble.py`, then "
             "`python benchmarks/summarize.py`. Model sizes, FLOPs and per-model training/inference speed are in "
             "[benchmarks/model_throughput.md](benchmarks/model_throughput.md).", "",
             "## Targets", "", "| target | measured | met |", "|---|---|---|"]

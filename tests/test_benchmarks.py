@@ -133,6 +133,21 @@ def test_tta_section_shows_each_kind_with_its_validation_gain_and_fps(tmp_path):
     assert "| run-a | ten (10) | 0.6550 (+0.0150) |" in text
 
 
+def test_ensemble_section_gives_members_gain_and_sub_splits(tmp_path):
+    _write(tmp_path, ours_fps=100.0, ours_acc=0.61, pipeline_ratio=0.95, noop_s=5.0)
+    text, _ = summarize.build(tmp_path, "yunet", CHAMPION)
+    assert "The seeds as one ensemble" not in text
+    rows = [{"tta": "none", "members": 2, "member_validation": [0.6, 0.62], "member_test": [0.6, 0.6],
+             "ensemble_validation": 0.64, "ensemble_test": 0.63, "validation_gain_over_members": 0.03,
+             "ensemble_test_PrivateTest": 0.65, "ensemble_test_PublicTest": 0.61}]
+    (tmp_path / "seed_ensemble.json").write_text(json.dumps({
+        "machine": MACHINE, "study": "fer2013-cnn-plain", "seeds": [42, 7], "run_ids": ["a", "b"],
+        "prepared": "data/prepared/fer2013", "results": rows}))
+    text, _ = summarize.build(tmp_path, "yunet", CHAMPION)
+    assert "## 9. The seeds as one ensemble" in text and "seeds 42, 7" in text
+    assert "| none | 0.6100 | 0.6400 (+0.0300) | 0.6300 | 0.6500 | 0.6100 |" in text
+
+
 def test_tta_accuracies_go_through_the_real_time_classifier(tmp_path):
     """The benchmark's accuracies are the Classifier's own predictions with each kind of TTA:
     the test split's sub-splits come from the face ids, and the kinds really differ."""
