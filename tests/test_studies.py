@@ -193,13 +193,8 @@ def test_study_tables():
                                                  "accuracy": {"mean": 0.6, "std": 0.14}, "macro_f1": {"mean": 0.5, "std": 0.1},
                                                  "subsets": {"PrivateTest": {"mean": 0.64, "std": 0.02}}}])
     assert "PrivateTest 0.6400 +- 0.0200" in with_split
-    section = report.seeds_section({"seeds": [1, 2], "hardware": "2 cores", "runs": [{
-        "run": "x", "epochs": 3, "runs": [{"seed": 1, "accuracy": 0.5}],
-        "accuracy": {"mean": 0.6, "std": 0.14}, "macro_f1": {"mean": 0.5, "std": 0.1}}]})
     ens = report.seeds_table([{"run": "x", "epochs": 3, "runs": [], "accuracy": {"mean": 0.6, "std": 0.1},
                                "macro_f1": {"mean": 0.5, "std": 0.1},
                                "ensemble": {"members": 3, "validation_accuracy": 0.66, "validation_gain": 0.02,
                                             "accuracy": 0.67, "macro_f1": 0.6, "subsets": {"PrivateTest": {"accuracy": 0.68}}}}])
     assert any("3 seeds as one ensemble" in line and "+0.0200" in line and "PrivateTest 0.6800" in line for line in ens)
-    assert "## Noise" in section and "0.6000 +- 0.1400" in section and "2 cores" in section
-    assert report.seeds_section(None) == "" and report.seeds_section({"seeds": [1], "runs": []}) == ""

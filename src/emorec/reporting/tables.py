@@ -231,17 +231,6 @@ def seeds_table(records: list[dict]) -> list[str]:
     return lines
 
 
-def seeds_section(study: dict | None) -> str:
-    """results.md's closing section: the seeds study (noise beside the single-seed rows above)."""
-    if not study or not study.get("runs"):
-        return ""
-    return "\n".join(["", "## Noise: the same run with other seeds", "",
-                      f"The `seeds` stage ([seeds/seeds.md](seeds/seeds.md)): seeds {study['seeds']}, "
-                      f"{study.get('hardware', 'hardware not recorded')}. The grid's own seed is the row above; "
-                      "a gap smaller than about two standard deviations is noise, not gain.", ""]
-                     + seeds_table(study["runs"]) + [""])
-
-
 def cross_dataset_markdown(rows: list[dict]) -> str:
     lines = ["# Cross-dataset evaluation", "",
              "A model trained on one dataset, scored on another's test split over the classes both "

@@ -28,9 +28,7 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
             kind = "data" if cell.dataset in runs.runs(params, paths.root)[1] else "profile"
             rows.append(report.skipped_row(cell.name, *cell, reason, kind))
     out = paths.root / "reports" / "results.md"
-    seeds_json = paths.root / "reports" / "seeds" / "seeds.json"
-    study = files.read_json(seeds_json) if seeds_json.is_file() else None
-    files.write_text(out, report.comparison_markdown(rows) + report.seeds_section(study))
+    files.write_text(out, report.comparison_markdown(rows))
     cv = params.get("crossval") or {}
     studies = {"crossval": f"{cv.get('model')} on {cv.get('dataset')}, k = {cv.get('folds')}",
                "explain": [paths.run_name(*grid.Run.parse(r)) for r in (params.get("explain") or {}).get("runs", [])]}
