@@ -263,11 +263,12 @@ def test_an_unreachable_tracking_server_is_reported_quickly():
 @needs_shared(VIDEO)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_finishes_with_outputs(sig, tmp_path, model_file):
-    # the video three times over (525 frames, ~20 s here), so the signal lands mid-run even
-    # when the output files appear late on a busy machine
+    # the video six times over (1,050 frames, ~20 s on a 2-core Xeon at 50 FPS), so the signal
+    # lands mid-run even when the output files appear late on a busy machine (three times over
+    # was not enough there: the run finished before the signal)
     long_video = tmp_path / "long.avi"
     writer = cv2.VideoWriter(str(long_video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (640, 480))
-    for _ in range(3):
+    for _ in range(6):
         cap = cv2.VideoCapture(str(VIDEO))
         while True:
             ok, frame = cap.read()
