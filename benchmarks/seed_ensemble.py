@@ -27,15 +27,16 @@ KINDS = (None, "flip")
 PREPARED = ROOT / "data" / "prepared" / "fer2013"
 
 
-def member_probs(run_id: str, tta: str | None, images, chunk: int = 512):
-    """One member's raw softmax on `images` with `tta` views averaged."""
+def member_probs(run_id: str, tta: str | None, image_sets, chunk: int = 512) -> list:
+    """One member's raw softmax on each of `image_sets` with `tta` views averaged (loaded once)."""
     import numpy as np
 
     from emorec.inference.classifier import Classifier
 
     classifier = Classifier(f"runs:/{run_id}/model", ROOT, tta=tta)
     classifier.temperature = 1.0     # raw, like the seeds stage's ensemble: only one member is calibrated
-    return np.concatenate([classifier.predict_faces(list(images[i:i + chunk])) for i in range(0, len(images), chunk)])
+    return [np.concatenate([classifier.predict_faces(list(x[i:i + chunk])) for i in range(0, len(x), chunk)])
+            for x in image_sets]
 
 
 def measure(run_ids: list[str], prepared: Path) -> list[dict]:
@@ -49,8 +50,7 @@ def measure(run_ids: list[str], prepared: Path) -> list[dict]:
     ids = prep.load_ids(prepared, "test")
     rows = []
     for kind in KINDS:
-        val = [member_probs(r, kind, x_val) for r in run_ids]
-        test = [member_probs(r, kind, x_test) for r in run_ids]
+        val, test = zip(*(member_probs(r, kind, (x_val, x_test)) for r in run_ids))
         members_val = [float((p.argmax(1) == y_val).mean()) for p in val]
         members_test = [float((p.argmax(1) == y_test).mean()) for p in test]
         ens_val, ens_test = np.mean(val, axis=0), np.mean(test, axis=0)

@@ -45,7 +45,7 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
         results, members = [], []
         for s in values:
             if s == grid_seed:  # the grid already trained this one
-                members.append(_grid_probs(paths.model_dir(dataset, model, balance), x_val, x_te))
+                members.append(studies.model_probs(paths.model_dir(dataset, model, balance), {"val": x_val, "score": x_te}))
                 ev = files.read_json(paths.evaluation_dir(dataset, model, balance) / "evaluation.json")
                 results.append({"seed": s, "accuracy": ev["test"]["accuracy"], "macro_f1": ev["test"]["macro_f1"],
                                 "n": ev["test"]["n"], "run_id": ev["provenance"]["mlflow_run_id"],
@@ -71,13 +71,3 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
     print(report.seeds_markdown(values, records))
     return out
 
-
-def _grid_probs(model_dir: Path, x_val, x_test) -> dict:
-    """The grid run's own model's probabilities on validation and test (an ensemble member)."""
-    from emorec.data.preprocess import InputSpec, to_model_input
-    from emorec.models.loading import load_model
-
-    model, meta = load_model(model_dir)
-    spec = InputSpec.from_dict(meta["input_spec"])
-    return {split: model.predict(to_model_input(x, spec), batch_size=256, verbose=0)
-            for split, x in (("val", x_val), ("score", x_test))}

@@ -81,10 +81,8 @@ def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_scor
     ensemble of the study's runs)."""
     import mlflow
 
-    from emorec.data.preprocess import InputSpec, to_model_input
     from emorec.evaluation import metrics as evaluation
     from emorec.evaluation import scoring
-    from emorec.models.loading import load_model
     from emorec.training import fit as training
 
     with tempfile.TemporaryDirectory(prefix="emorec-study-") as tmp:
@@ -93,11 +91,11 @@ def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_scor
             val_images=x_val, val_labels=y_val, classes=classes, out_dir=Path(tmp) / "model",
             curves_dir=Path(tmp) / "curves", run_name=run_name, experiment_id=experiment_id,
             log_params=log_params, tags=tags)
-        model, meta = load_model(Path(tmp) / "model")
-        spec = InputSpec.from_dict(meta["input_spec"])
-        probs = model.predict(to_model_input(x_score, spec), batch_size=256, verbose=0)
+        wanted = {"score": x_score, **({"val": x_val} if probs_out is not None else {})}
+        predicted = model_probs(Path(tmp) / "model", wanted)
+        probs = predicted["score"]
         if probs_out is not None:
-            probs_out.update(score=probs, val=model.predict(to_model_input(x_val, spec), batch_size=256, verbose=0))
+            probs_out.update(predicted)
     metrics = evaluation.compute_metrics(y_score, probs.argmax(1), classes)
     subsets = scoring.subsets(probs, y_score, score_ids, classes)
     with mlflow.start_run(run_id=result.run_id):
@@ -105,6 +103,16 @@ def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_scor
     return {"run_id": result.run_id, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             "n": metrics["n"], "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "seconds": round(result.seconds, 1), **({"subsets": subsets} if subsets else {})}
+
+
+def model_probs(model_dir: Path, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A trained run's folder -> its softmax on each named image set (the model loaded once)."""
+    from emorec.data.preprocess import InputSpec, to_model_input
+    from emorec.models.loading import load_model
+
+    model, meta = load_model(model_dir)
+    spec = InputSpec.from_dict(meta["input_spec"])
+    return {name: model.predict(to_model_input(x, spec), batch_size=256, verbose=0) for name, x in images.items()}
 
 
 def ensemble_score(members: list[dict], y_val, y_score, score_ids, classes) -> dict:
