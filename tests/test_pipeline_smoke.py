@@ -51,7 +51,9 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
         assert (work / rel).exists(), rel
     registry = json.loads((work / "reports" / "registry" / "fer2013.json").read_text())
     assert registry["promoted"] and registry["reason"] == "no champion yet"
-    assert "**Needs the rafdb data**" in (work / "reports" / "results.md").read_text()
+    results = (work / "reports" / "results.md").read_text()
+    assert "**Needs the rafdb data**" in results
+    assert "| fer2013-cnn-plain | " in results[results.index("## Noise over seeds"):]   # the seeds study's mean +- std
     again = _sh([dvc, "repro"], work, env)
     assert "Data and pipelines are up to date" in again.stdout
     shown = _sh([dvc, "metrics", "show", "--json"], work, env)

@@ -168,7 +168,15 @@ def test_comparison_table_has_paper_columns_and_honest_gaps():
     assert "0.600" in cnn and "0.63" in cnn and "0.62" in cnn      # ours beside the paper's IX / X
     vgg = next(line for line in md.splitlines() if line.startswith("| vgg16 |"))
     assert "full profile" in vgg and "8000 train images" in vgg and "scratch" in vgg
-    assert "| densenet121 (paper only) |" in md
+    assert "| densenet121 (paper only) |" in md and "## Noise over seeds" not in md
+    study = {"seeds": [42, 7], "hardware": "2-core cpu", "runs": [
+        {"run": "fer2013-cnn-plain", "epochs": 30, "runs": [{"seed": 42, "accuracy": 0.63}, {"seed": 7, "accuracy": 0.62}],
+         "accuracy": {"mean": 0.625, "std": 0.0071}, "macro_f1": {"mean": 0.6, "std": 0.001},
+         "subsets": {"PrivateTest": {"mean": 0.64, "std": 0.002}}}]}
+    md = report.comparison_markdown(rows, study)
+    noise = md[md.index("## Noise over seeds"):md.index("## Provenance of our numbers")]
+    assert "[42, 7]" in noise and "2-core cpu" in noise
+    assert "| fer2013-cnn-plain | 0.6250 +- 0.0071 | 0.6000 +- 0.0010 | PrivateTest 0.6400 +- 0.0020 |" in noise
 
 
 def test_missing_dataset_says_needs_data():

@@ -10,7 +10,7 @@ from conftest import REPO, fer_records, write_image_zip
 
 from emorec import files
 from emorec.errors import EmorecError
-from emorec.stages import evaluate, fetch, pca, prepare, report, train, validate
+from emorec.stages import evaluate, fetch, pca, prepare, report, seeds, train, validate
 
 
 @pytest.fixture
@@ -77,9 +77,23 @@ def test_pipeline_functions_log_a_complete_mlflow_run(tiny_project):
     assert evaluation["calibration"]["fitted_on"] == "validation" and evaluation["calibration"]["bins"] == 15
     assert (root / "reports" / "evaluation" / "fer2013-cnn-balanced" / "reliability.png").is_file()
     assert "test_ece" in mlflow.get_run(run.info.run_id).data.metrics
+    # the seeds study reuses the grid run, scored from its model alone: the same figures as evaluate's
+    params["seeds"] = {"dataset": "fer2013", "model": "cnn", "balance": "balanced", "values": [42, 7]}
+    seeds.run(params, root)
+    study = files.read_json(root / "reports" / "seeds" / "seeds.json")["runs"][0]
+    reused = next(r for r in study["runs"] if r["source"] == "grid run")
+    assert reused["accuracy"] == pytest.approx(evaluation["test"]["accuracy"])
+    assert reused["macro_f1"] == pytest.approx(evaluation["test"]["macro_f1"])
+    assert evaluation["subsets"] and reused["subsets"] == evaluation["subsets"]   # PrivateTest, PublicTest
+    assert reused["run_id"] == meta["run_id"] and len(study["runs"]) == 2
     report.run(params, root)
     text = (root / "reports" / "results.md").read_text()
     assert "0.62" in text  # the paper's Table X CNN figure stands beside ours
+    noise = text[text.index("## Noise over seeds"):text.index("## Provenance")]
+    assert f"{study['accuracy']['mean']:.4f} +- {study['accuracy']['std']:.4f}" in noise and "[42, 7]" in noise
+    (root / "reports" / "seeds" / "seeds.json").unlink()
+    with pytest.raises(EmorecError, match=r"seeds\.json: missing; run the seeds stage"):
+        report.run(params, root)
 
 
 def test_missing_optional_dataset_is_reported_through_every_stage(tiny_project):
@@ -99,9 +113,12 @@ def test_missing_optional_dataset_is_reported_through_every_stage(tiny_project):
     assert active == [] and "rafdb" in absent["rafdb"]   # no train/evaluate stages for it
     with pytest.raises(EmorecError, match="rafdb.*prepared data missing; needs the rafdb data"):
         train.run("rafdb", "cnn", "plain", params, root)
+    params["seeds"].update({"dataset": "rafdb", "model": "cnn", "balance": "plain"})
+    seeds.run(params, root)   # its study needs the same data: it says so rather than fail
     report.run(params, root)
     text = (root / "reports" / "results.md").read_text()
     assert "**Needs the rafdb data**" in text and "0.81" in text  # the paper's RAF-DB figure
+    assert "| rafdb-cnn-plain | needs data:" in text[text.index("## Noise over seeds"):]
 
 
 def test_optional_flag_does_not_hide_a_missing_required_dataset(tiny_project):

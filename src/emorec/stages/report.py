@@ -27,8 +27,11 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
             reason = runs.not_trained(params, paths.root, cell)
             kind = "data" if cell.dataset in runs.runs(params, paths.root)[1] else "profile"
             rows.append(report.skipped_row(cell.name, *cell, reason, kind))
+    seeds_json = paths.root / "reports" / "seeds" / "seeds.json"
+    if not seeds_json.is_file():
+        raise EmorecError(f"{seeds_json}: missing; run the seeds stage first (dvc repro seeds)")
     out = paths.root / "reports" / "results.md"
-    files.write_text(out, report.comparison_markdown(rows))
+    files.write_text(out, report.comparison_markdown(rows, files.read_json(seeds_json)))
     cv = params.get("crossval") or {}
     studies = {"crossval": f"{cv.get('model')} on {cv.get('dataset')}, k = {cv.get('folds')}",
                "explain": [paths.run_name(*grid.Run.parse(r)) for r in (params.get("explain") or {}).get("runs", [])]}

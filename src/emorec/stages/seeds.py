@@ -44,12 +44,14 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
         parent = studies.study_parent(experiment_id, f"seeds-{run_name}", {"seeds": values}, tags)
         results, members = [], []
         for s in values:
-            if s == grid_seed:  # the grid already trained this one
-                members.append(studies.model_probs(paths.model_dir(dataset, model, balance), {"val": x_val, "score": x_te}))
-                ev = files.read_json(paths.evaluation_dir(dataset, model, balance) / "evaluation.json")
-                results.append({"seed": s, "accuracy": ev["test"]["accuracy"], "macro_f1": ev["test"]["macro_f1"],
-                                "n": ev["test"]["n"], "run_id": ev["provenance"]["mlflow_run_id"],
-                                "source": "grid run", **({"subsets": ev["subsets"]} if ev.get("subsets") else {})})
+            if s == grid_seed:
+                # the grid already trained this one; scored here from its model, not read from its
+                # evaluation, so the study's run-cache entry depends on the trained run alone
+                model_dir = paths.model_dir(dataset, model, balance)
+                members.append(studies.model_probs(model_dir, {"val": x_val, "score": x_te}))
+                results.append({"seed": s, "source": "grid run",
+                                "run_id": files.read_json(model_dir / "run.json").get("run_id"),
+                                **studies.score_probs(members[-1]["score"], y_te, ids_te, classes)})
                 continue
             cfg, arch = studies.study_config(params, dataset, model, s)
             print(f"{run_name}: seed {s}")

@@ -81,8 +81,6 @@ def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_scor
     ensemble of the study's runs)."""
     import mlflow
 
-    from emorec.evaluation import metrics as evaluation
-    from emorec.evaluation import scoring
     from emorec.training import fit as training
 
     with tempfile.TemporaryDirectory(prefix="emorec-study-") as tmp:
@@ -96,13 +94,23 @@ def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_scor
         probs = predicted["score"]
         if probs_out is not None:
             probs_out.update(predicted)
+    scores = score_probs(probs, y_score, score_ids, classes)
+    with mlflow.start_run(run_id=result.run_id):
+        mlflow.log_metrics({"score_accuracy": scores["accuracy"], "score_macro_f1": scores["macro_f1"]})
+    return {"run_id": result.run_id, **scores, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "seconds": round(result.seconds, 1)}
+
+
+def score_probs(probs: np.ndarray, y_score, score_ids, classes) -> dict:
+    """A run's softmax on the score split -> accuracy, macro-F1, n and, with the faces' ids,
+    the same per official sub-split: one scoring for a study's own runs and a reused grid run."""
+    from emorec.evaluation import metrics as evaluation
+    from emorec.evaluation import scoring
+
     metrics = evaluation.compute_metrics(y_score, probs.argmax(1), classes)
     subsets = scoring.subsets(probs, y_score, score_ids, classes)
-    with mlflow.start_run(run_id=result.run_id):
-        mlflow.log_metrics({"score_accuracy": metrics["accuracy"], "score_macro_f1": metrics["macro_f1"]})
-    return {"run_id": result.run_id, "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-            "n": metrics["n"], "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-            "seconds": round(result.seconds, 1), **({"subsets": subsets} if subsets else {})}
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n": metrics["n"],
+            **({"subsets": subsets} if subsets else {})}
 
 
 def model_probs(model_dir: Path, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
