@@ -52,7 +52,7 @@ def side(which: str, model_name: str, n: int, epochs: int, online: bool) -> dict
     params = load_params(ROOT / "params.yaml")
     x, y, xv, yv, classes, source = _data(n, 1024)
     cfg = training.TrainConfig.from_params(params["train"], params["models"][model_name], 1, "fer2013",
-                                           params["grid"].get("profile", "full"))
+                                           params["grid"].get("profile", "full"), params.get("train_overrides"))
     cfg.epochs, cfg.verbose, cfg.max_train_images = epochs, 0, None
     if not online:
         cfg.online_augmentation = None

@@ -56,6 +56,15 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     assert "| fer2013-cnn-plain | " in results[results.index("## Noise over seeds"):]   # the seeds study's mean +- std
     again = _sh([dvc, "repro"], work, env)
     assert "Data and pipelines are up to date" in again.stdout
+    # one dataset's own training settings re-run that dataset's trainings, not the others'
+    import yaml
+
+    edited = yaml.safe_load((work / "params.yaml").read_text())
+    edited["train_overrides"]["affectnet_pca"] = {"epochs": 2}
+    (work / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    stale = _sh([dvc, "status", "--json"], work, env).stdout
+    assert "train@affectnet_pca-cnn-balanced" in stale and "train@fer2013-cnn-plain" not in stale
+    assert "train@combined-cnn-plain" not in stale and '"seeds"' not in stale   # seeds: FER2013
     shown = _sh([dvc, "metrics", "show", "--json"], work, env)
     assert "test" in shown.stdout and "accuracy" in shown.stdout
     import sqlite3

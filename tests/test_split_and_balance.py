@@ -110,9 +110,14 @@ def test_unknown_augmentation_setting():
 def test_train_overrides_apply_per_dataset():
     from emorec.training.fit import TrainConfig
 
-    train = {"epochs": 30, "batch_size": 64, "overrides": {"affectnet_pca": {"epochs": 15}}}
+    train, by_dataset = {"epochs": 30, "batch_size": 64}, {"affectnet_pca": {"epochs": 15}, "fer2013": None}
     model = {"optimizer": "rmsprop", "learning_rate": 0.001, "arch": {"filters": [8]}}
-    assert TrainConfig.from_params(train, model, 1, "affectnet_pca").epochs == 15
-    assert TrainConfig.from_params(train, model, 1, "fer2013").epochs == 30
+    assert TrainConfig.from_params(train, model, 1, "affectnet_pca", "cpu", by_dataset).epochs == 15
+    assert TrainConfig.from_params(train, model, 1, "affectnet_pca", "gpu", by_dataset).epochs == 30
+    assert TrainConfig.from_params(train, model, 1, "fer2013", "cpu", by_dataset).epochs == 30
     with pytest.raises(EmorecError, match="unknown training setting"):
-        TrainConfig.from_params({**train, "overrides": {"fer2013": {"epoch": 3}}}, model, 1, "fer2013")
+        TrainConfig.from_params(train, model, 1, "fer2013", "cpu", {"fer2013": {"epoch": 3}})
+    with pytest.raises(EmorecError, match="train_overrides.<dataset> as a mapping"):
+        TrainConfig.from_params(train, model, 1, "fer2013", "cpu", {"fer2013": 3})
+    with pytest.raises(EmorecError, match="train.overrides moved"):     # the old place is refused
+        TrainConfig.from_params({**train, "overrides": {"fer2013": {"epochs": 3}}}, model, 1, "fer2013")

@@ -169,3 +169,19 @@ def test_grid_yaml_lists_the_runs_params_yaml_names():
     committed = yaml.safe_load((REPO / "grid.yaml").read_text())
     assert committed == runs.grid_file_content(load_params(REPO / "params.yaml"), REPO), (
         "grid.yaml is stale: run `emorec grid --write`")
+
+
+def test_trainings_depend_on_their_own_datasets_settings_only():
+    """Per-dataset training settings sit outside `train`, and each training stage names its own
+    dataset's entry: editing AffectNet's epochs must not re-train FER2013 (a DVC missing-key
+    error, were a dataset's entry absent, is what the every-name check below prevents)."""
+    from emorec.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    assert "overrides" not in params["train"]
+    names = set(params["fetch"]) | {f"{d}_pca" for d in params["pca"]["datasets"]} | {params["combine"]["name"]}
+    assert names | set(params["grid"]["datasets"]) <= set(params["train_overrides"])
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for stage, key in (("train", "${item.dataset}"), ("seeds", "${seeds.dataset}"), ("crossval", "${crossval.dataset}")):
+        declared = stages[stage].get("do", stages[stage])["params"]
+        assert "train" in declared and f"train_overrides.{key}" in declared and "train_overrides" not in declared

@@ -49,9 +49,9 @@ def test_retrain_triggers_inputs_and_secrets():
 
 def test_overrides_from_dispatch_inputs():
     params = load_params()
-    args = retrain.overrides(params, "fer2013, affectnet_pca", "cnn,custom_mobilenet", "40", "full", True)
+    args = retrain.overrides(params, "fer2013, affectnet_pca,combined", "cnn,custom_mobilenet", "40", "full", True)
     joined = " ".join(args)
-    assert "-S grid.datasets=[fer2013,affectnet_pca]" in joined
+    assert "-S grid.datasets=[fer2013,affectnet_pca,combined]" in joined
     assert "-S grid.models=[cnn,custom_mobilenet]" in joined
     assert "-S train.epochs=40" in joined and "-S grid.profile=full" in joined
     assert "auto_promote" not in joined

@@ -57,7 +57,7 @@ def tiny_params(params: dict, shared: Path, per_class: int = 30) -> dict:
     params["seeds"]["values"] = [params["seed"], 7]
     params["seeds"].update({"dataset": "fer2013", "model": "cnn", "balance": "plain"})
     params["explain"]["per_class"] = 1
-    params["train"]["overrides"] = {}
+    params["train_overrides"] = dict.fromkeys(params["train_overrides"])   # keys kept: dvc.yaml names them
     params["export"].update({"parity_images": 100, "latency_runs": 5,
                              # a 1-epoch model's near-uniform probabilities make quantized top-1
                              # flips expected; the float formats keep the real threshold

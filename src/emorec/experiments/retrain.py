@@ -23,7 +23,7 @@ def overrides(params: dict, datasets: str = "", models_: str = "", epochs: str =
     args: list[str] = []
     ds = _names(datasets)
     if ds:
-        known = set(params["fetch"]) | {f"{d}_pca" for d in params["pca"]["datasets"]}
+        known = set(params["fetch"]) | {f"{d}_pca" for d in params["pca"]["datasets"]} | {params["combine"]["name"]}
         unknown = sorted(set(ds) - known)
         if unknown:
             raise EmorecError(f"retrain: unknown dataset(s) {unknown}; known: {sorted(known)}")

@@ -20,7 +20,8 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
     seed = int(section(params, "seed"))
     model_params = dict(section(params, "models", model))
     scope = grid.profile(params)
-    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset, scope)
+    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset, scope,
+                                          params.get("train_overrides"))
     cfg.verbose = int((params.get("console") or {}).get("keras_verbose", 2))
     data_dir = paths.prepared(dataset)
     run_name = paths.run_name(dataset, model, balance)

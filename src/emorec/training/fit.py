@@ -71,20 +71,19 @@ class TrainConfig:
     verbose: int = 2
 
     @classmethod
-    def from_params(cls, train_params: dict, model_params: dict, seed: int,
-                    dataset: str | None = None, scope: str = "full") -> "TrainConfig":
-        """train.* settings, then the model's own, then (scope cpu or gpu) the model's
-        `cpu:` or `gpu:` settings, then train.overrides.<dataset> (scope gpu: not applied,
-        they narrow the CPU budget)."""
-        base = {k: v for k, v in train_params.items() if k != "overrides"}
-        overrides = (train_params.get("overrides") or {}).get(dataset) or {}
+    def from_params(cls, train_params: dict, model_params: dict, seed: int, dataset: str | None = None,
+                    scope: str = "full", by_dataset: dict | None = None) -> "TrainConfig":
+        """train.*, the model's own settings, its `cpu:`/`gpu:` block (scope), then by_dataset[dataset]
+        (params.yaml's train_overrides, kept out of `train` so each train stage depends on its own entry)."""
+        base, overrides = dict(train_params), (by_dataset or {}).get(dataset) or {}
+        if "overrides" in base or not isinstance(overrides, dict):
+            raise EmorecError(f"params.yaml: per-dataset settings go in train_overrides.<dataset> as a mapping "
+                              f"(train.overrides moved there); got {overrides!r} for {dataset!r}")
         own = {k: v for k, v in model_params.items() if k not in MODEL_ONLY_KEYS}
         narrowed = {k: v for k, v in (model_params.get(scope) or {}).items() if k not in ("cells", "why", "arch")} \
             if scope in ("cpu", "gpu") else {}
         merged = {**base, **own, **narrowed, **(overrides if scope != "gpu" else {})}
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(merged) - known)
-        if unknown:
+        if unknown := sorted(set(merged) - set(cls.__dataclass_fields__)):
             raise EmorecError(f"params.yaml: unknown training setting(s) {unknown}")
         merged["seed"] = seed
         cfg = cls(**merged)

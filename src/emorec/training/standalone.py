@@ -68,7 +68,7 @@ def config_for(params: dict, model: str, scope: str, seed: int, dataset: str, se
     from emorec.training.fit import TrainConfig, model_arch
 
     model_params = params["models"][model]
-    cfg = TrainConfig.from_params(params["train"], model_params, seed, dataset, scope)
+    cfg = TrainConfig.from_params(params["train"], model_params, seed, dataset, scope, params.get("train_overrides"))
     arch = model_arch(model_params, scope)
     fields = {k: v for k, v in sets.items() if not k.startswith("arch.")}
     arch.update({k[5:]: v for k, v in sets.items() if k.startswith("arch.")})

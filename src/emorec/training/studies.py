@@ -146,7 +146,8 @@ def study_config(params: dict, dataset: str, model: str, seed: int, extra: dict 
 
     model_params = dict(section(params, "models", model))
     scope = grid.profile(params)
-    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset, scope)
+    cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset, scope,
+                                          params.get("train_overrides"))
     for key, value in (extra or {}).items():
         setattr(cfg, key, value)
     return cfg, training.model_arch(model_params, scope)       # the grid's own architecture for that scope
