@@ -92,6 +92,39 @@ def test_no_shared_classes_is_an_error():
         transfer.shared_classes(["happy"], ["sad", "happy"])
 
 
+def test_centre_crop_keeps_the_middle_at_the_original_size():
+    faces = np.zeros((2, 20, 20, 3), dtype=np.uint8)
+    faces[:, 5:15, 5:15] = 200                      # a bright centre in a dark frame
+    cropped = transfer.centre_crop(faces, 0.5)
+    assert cropped.shape == faces.shape and cropped.dtype == faces.dtype
+    assert cropped.min() == 200                      # only the centre is left, scaled up
+    grey = transfer.centre_crop(faces[..., 0], 0.5)
+    assert grey.shape == (2, 20, 20) and grey.min() == 200
+    assert transfer.centre_crop(faces, 1.0) is faces
+    for bad in (0, 1.5, -0.2):
+        with pytest.raises(EmorecError, match="centre-crop fraction"):
+            transfer.centre_crop(faces, bad)
+
+
+def test_framing_is_chosen_by_the_validation_score_ties_to_the_looser_crop():
+    validation = {1.0: 0.26, 0.8: 0.33, 0.7: 0.35, 0.6: 0.35}
+    best, scores = transfer.choose_framing(validation.__getitem__, [0.6, 1.0, 0.7, 0.8])
+    assert best == 0.7 and scores == validation
+    with pytest.raises(EmorecError, match="at least one"):
+        transfer.choose_framing(validation.__getitem__, [])
+
+
+@pytest.mark.parametrize("framing", [[1.0, 1.4], "0.7", [0.7, True], [0]])
+def test_bad_framing_option_is_refused_before_any_model_loads(tmp_path, framing):
+    from emorec.config import load_params
+    from emorec.stages import cross_dataset as stage
+
+    params = load_params()
+    params["cross_dataset"] = [{"model": "fer2013/cnn/plain", "test": "affectnet", "framing": framing}]
+    with pytest.raises(EmorecError, match="cross_dataset framing for fer2013/cnn/plain -> affectnet"):
+        stage.run(params, tmp_path)
+
+
 def _face_data(n=40, size=32):
     rng = np.random.default_rng(0)
     y = np.arange(n) % 2

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from emorec import files, grid, runs
 from emorec.config import Paths, load_params, project_root, section
 from emorec.data import prepared
+from emorec.errors import EmorecError
 
 
 def run(params: dict | None = None, root: Path | None = None) -> Path:
     """Each listed grid model scored on another dataset's test split, shared classes only."""
-    from emorec.data.preprocess import InputSpec, to_model_input
+    from emorec.data.preprocess import InputSpec
     from emorec.evaluation import cross_dataset as transfer
-    from emorec.evaluation import metrics as evaluation
     from emorec.models.loading import load_model
 
     params = params or load_params()
@@ -23,6 +24,11 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
         dataset, model, balance = grid.Run.parse(pair["model"])
         test_ds = pair["test"]
         run_name = paths.run_name(dataset, model, balance)
+        fractions = pair.get("framing") or [1.0]
+        if not isinstance(fractions, list) or not all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in fractions):
+            raise EmorecError(f"params.yaml: cross_dataset framing for {pair['model']} -> {test_ds} must be "
+                              f"a list of centre-crop fractions in (0, 1] (1.0: as is), got {fractions!r}")
         reason = (runs.not_trained(params, paths.root, grid.Run(dataset, model, balance))
                   or prepared.missing_reason(paths.prepared(test_ds)))
         if reason:
@@ -30,21 +36,44 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
             continue
         keras_model, meta = load_model(paths.model_dir(dataset, model, balance))
         spec = InputSpec.from_dict(meta["input_spec"])
-        x, y, data_classes = prepared.load_part(paths.prepared(test_ds), "test")
-        probs = keras_model.predict(to_model_input(x, spec), batch_size=256, verbose=0)
-        y_true, y_pred, shared = transfer.restrict(probs, y, list(spec.classes), list(data_classes))
-        m = evaluation.compute_metrics(y_true, y_pred, shared)
+        data_dir = paths.prepared(test_ds)
+        score = functools.partial(_score, keras_model, spec, data_dir)
         own = files.read_json(paths.evaluation_dir(dataset, model, balance) / "evaluation.json")
-        rows.append({"model": run_name, "trained_on": dataset, "test": test_ds, "classes": list(shared),
-                     "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"],
-                     "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()},
-                     "own_test_accuracy": own["test"]["accuracy"], "own_test_macro_f1": own["test"]["macro_f1"],
-                     "weights": meta["weights"], "seed": section(params, "seed")})
-        print(f"{run_name} on {test_ds} ({len(shared)} shared classes): accuracy {m['accuracy']:.4f}, "
+        common = {"trained_on": dataset, "test": test_ds, "own_test_accuracy": own["test"]["accuracy"],
+                  "own_test_macro_f1": own["test"]["macro_f1"], "weights": meta["weights"],
+                  "seed": section(params, "seed")}
+        m = score("test")
+        rows.append(_row(run_name, m, common))
+        print(f"{run_name} on {test_ds} ({len(m['classes'])} shared classes): accuracy {m['accuracy']:.4f}, "
               f"macro-F1 {m['macro_f1']:.4f} (own test {own['test']['accuracy']:.4f})")
+        if fractions != [1.0]:
+            best, on_val = transfer.choose_framing(lambda f, s=score: s("val", f)["macro_f1"], fractions)
+            m = score("test", best)
+            rows.append(_row(f"{run_name}, {test_ds} faces centre-cropped to {best:.2f} (chosen on its "
+                             f"validation split)", m, {**common, "framing": best, "framing_validation_macro_f1":
+                                                       {str(f): round(v, 4) for f, v in on_val.items()}}))
+            print(f"  reframed (centre crop {best:.2f}, validation macro-F1 by crop {on_val}): "
+                  f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
     from emorec.reporting import tables as report
 
     out = paths.root / "reports" / "cross_dataset.json"
     files.write_json(out, {"rows": rows})
     files.write_text(out.with_suffix(".md"), report.cross_dataset_markdown(rows))
     return out
+
+
+def _row(name: str, m: dict, common: dict) -> dict:
+    return {"model": name, **common, "classes": m["classes"], "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"], "n": m["n"], "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()}}
+
+
+def _score(keras_model, spec, data_dir: Path, part: str, fraction: float = 1.0) -> dict:
+    """Metrics of `keras_model` on one split of another dataset, faces centre-cropped to `fraction`."""
+    from emorec.data.preprocess import to_model_input
+    from emorec.evaluation import cross_dataset as transfer
+    from emorec.evaluation import metrics as evaluation
+
+    x, y, data_classes = prepared.load_part(data_dir, part)
+    probs = keras_model.predict(to_model_input(transfer.centre_crop(x, fraction), spec), batch_size=256, verbose=0)
+    y_true, y_pred, shared = transfer.restrict(probs, y, list(spec.classes), list(data_classes))
+    return {**evaluation.compute_metrics(y_true, y_pred, shared), "classes": list(shared)}
