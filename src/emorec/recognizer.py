@@ -19,7 +19,7 @@ import numpy as np
 from emorec.config import load_params, project_root
 from emorec.errors import EmorecError
 from emorec.inference import detectors
-from emorec.inference.classifier import Classifier, crop_face
+from emorec.inference.classifier import DEFAULT_MARGIN, Classifier, crop_face
 
 DEFAULT_MODEL = "models:/emorec-fer2013@champion"
 
@@ -54,7 +54,7 @@ class EmotionRecognizer:
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, detector: str = "yunet", *,
-                 detector_settings: dict | None = None, margin: float = 0.15, align: bool = False,
+                 detector_settings: dict | None = None, margin: float = DEFAULT_MARGIN, align: bool = False,
                  min_face: int = 20, threads: int | None = 1, root: Path | str | None = None,
                  max_detect_side: int = 1920, tta: str | None = None):
         self.root = Path(root) if root is not None else project_root()
@@ -74,7 +74,7 @@ class EmotionRecognizer:
         self.max_detect_side = max_detect_side
 
     @classmethod
-    def from_parts(cls, detector, classifier, *, margin: float = 0.15, align: bool = False,
+    def from_parts(cls, detector, classifier, *, margin: float = DEFAULT_MARGIN, align: bool = False,
                    min_face: int = 20, detector_name: str = "custom", model: str = "custom",
                    max_detect_side: int = 1920):
         """A recognizer around a detector (`.detect(bgr) -> [Face]`) and a classifier
@@ -95,7 +95,7 @@ class EmotionRecognizer:
 
         return cls(resolve_model(str(model or cfg["model"]), root), name,
                    detector_settings=dict((params.get("detectors") or {}).get(name) or {}),
-                   margin=cfg.get("margin", 0.15), align=bool(cfg.get("align", False)),
+                   margin=cfg.get("margin", DEFAULT_MARGIN), align=bool(cfg.get("align", False)),
                    min_face=cfg.get("min_face", 20), threads=cfg.get("classifier_threads", 1), root=root,
                    max_detect_side=cfg.get("max_detect_side", 1920), tta=cfg.get("tta"))
 

@@ -34,7 +34,7 @@ class EmotionService(PythonModel):
 
     def load_context(self, context):
         from emorec.inference import detectors
-        from emorec.inference.classifier import Classifier
+        from emorec.inference.classifier import DEFAULT_MARGIN, Classifier
         from emorec.recognizer import EmotionRecognizer
 
         config = dict(context.model_config or {})
@@ -44,7 +44,7 @@ class EmotionService(PythonModel):
         detector = detectors.create(config["detector"], settings, Path(context.artifacts["keras_model"]).parent)
         classifier = Classifier(context.artifacts["keras_model"])    # preprocessing.json lies beside it
         self.recognizer = EmotionRecognizer.from_parts(
-            detector, classifier, margin=float(config.get("margin", 0.15)), align=bool(config.get("align", False)),
+            detector, classifier, margin=float(config.get("margin", DEFAULT_MARGIN)), align=bool(config.get("align", False)),
             min_face=int(config.get("min_face", 20)), detector_name=config["detector"],
             model=config.get("model", "emorec"), max_detect_side=int(config.get("max_detect_side", 1920)))
 
