@@ -280,7 +280,10 @@ def test_ctrl_c_or_sigterm_finishes_with_outputs(sig, tmp_path, model_file):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "emorec.cli", "infer", str(long_video), "--model", str(model_file),
                              "--out", str(out), "--detector", "yunet"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # a suite started under nohup hands its children SIGINT ignored, and Python
+                            # then installs no Ctrl-C handler: give the child a terminal's default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not (out / ".partial" / "frames.jsonl").exists():
         time.sleep(0.2)

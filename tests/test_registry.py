@@ -173,3 +173,25 @@ def test_registered_model_with_missing_artifacts_gives_a_clear_error(store):
     shutil.rmtree(tmp / "art")  # the artifact store lost the files
     with pytest.raises(EmorecError, match="cannot load models:/emorec-gone@champion"):
         realtime.Classifier("models:/emorec-gone@champion")
+
+
+def test_a_tie_from_the_champions_own_run_with_new_serving_settings_takes_champion(store):
+    tmp, exp = store
+    name = registry.model_name("served")
+    run = logged_model(exp)
+    old = {**tags(0.6), "serving_config": '{"margin": 0.15}'}
+    first = registry.register_and_maybe_promote(dataset="served", run=run, tags=old, metric="macro_f1",
+                                                margin=0.01, lock_path=tmp / "l", score_champion_on_candidate_data=never_called)
+    same = registry.register_and_maybe_promote(dataset="served", run=run, tags=old, metric="macro_f1",
+                                               margin=0.01, lock_path=tmp / "l", score_champion_on_candidate_data=never_called)
+    assert not same.promoted and registry.alias_version(name) == first.version      # nothing changed
+    other_run = registry.register_and_maybe_promote(
+        dataset="served", run=logged_model(exp), tags={**tags(0.6), "serving_config": '{"margin": 0.0}'},
+        metric="macro_f1", margin=0.01, lock_path=tmp / "l", score_champion_on_candidate_data=never_called)
+    assert not other_run.promoted          # other weights must still win on validation
+    repacked = registry.register_and_maybe_promote(
+        dataset="served", run=run, tags={**tags(0.6), "serving_config": '{"margin": 0.0}'},
+        metric="macro_f1", margin=0.01, lock_path=tmp / "l", score_champion_on_candidate_data=never_called)
+    assert repacked.promoted and "re-packaged" in repacked.reason and '{"margin": 0.15}' in repacked.reason
+    assert registry.alias_version(name) == repacked.version
+    assert registry.repackaged("r1", None, "r1", None) is None      # no serving settings recorded: no claim

@@ -116,6 +116,18 @@ def decide(candidate_score: float, champion_score: float | None, margin: float) 
                    f"{champion_score:.4f} (needs >= {champion_score + margin:.4f})")
 
 
+def repackaged(champion_run_id: str | None, champion_serving: str | None, run_id: str,
+               serving: str | None) -> str | None:
+    """Why a candidate that only ties should still take `champion`: it is the champion's own
+    trained model (same training run, so the same weights and validation score) packaged with
+    other serving settings (the detector, crop margin... the served pyfunc carries). Keeping the
+    old version would serve the old settings. None when that is not the case."""
+    if serving is None or champion_run_id != run_id or champion_serving == serving:
+        return None
+    return ("the champion's own trained model, re-packaged with the current serving settings "
+            f"(was {champion_serving or 'not recorded'}; now {serving})")
+
+
 def promote(name: str, version: str, reason: str) -> None:
     """Move `champion` to `version`, recording the version it replaces first."""
     from mlflow.exceptions import MlflowException
@@ -194,6 +206,10 @@ def register_and_maybe_promote(*, dataset: str, run: dict, tags: dict, metric: s
             else:
                 champion_score = float(score_champion_on_candidate_data(champion))
         promoted, reason = decide(float(tags["val_score"]), champion_score, margin)
+        if not promoted and champion is not None:
+            why = repackaged(champion.run_id, (champion.tags or {}).get("serving_config"), run["run_id"],
+                             tags.get("serving_config"))
+            promoted, reason = (True, why) if why else (promoted, reason)
         if not auto_promote:
             promoted, reason = False, f"left to a person (register.auto_promote: false); rules said: {reason}"
         if promoted:

@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# the infer: keys the served pyfunc carries beside its detector (register tags them, to tell
+# a re-packaged champion from an unchanged one)
+SERVING_KEYS = ("margin", "align", "min_face", "max_detect_side")
+
 try:  # MLflow is installed wherever this module is used; the fallback keeps imports light
     from mlflow.pyfunc import PythonModel
 except ImportError:  # pragma: no cover
@@ -103,7 +107,7 @@ def log_service_model(keras_file: Path, spec: dict, detector: str, detector_sett
         if weights:
             artifacts["detector_weights"] = str(weights)
         config = {"detector": detector, "detector_settings": settings,
-                  **{k: infer[k] for k in ("margin", "align", "min_face", "max_detect_side") if k in infer}}
+                  **{k: infer[k] for k in SERVING_KEYS if k in infer}}
         return mlflow.pyfunc.log_model(
             name=name, python_model=str(ENTRY), artifacts=artifacts, model_config=config,
             code_paths=[str(PACKAGE)], pip_requirements=requirements(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from emorec import files, grid, runs
@@ -82,6 +83,10 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
     service_uri = _log_service_model(params, paths, meta, paths.model_dir(dataset, model, balance),
                                      (record.get("calibration") or {}).get("temperature"))
     tags["keras_model_uri"] = meta["model_uri"]
+    from emorec.serving.service_model import SERVING_KEYS
+
+    infer = section(params, "infer")
+    tags["serving_config"] = json.dumps({k: infer.get(k) for k in ("detector", *SERVING_KEYS)}, sort_keys=True)
     decision = registry.register_and_maybe_promote(
         dataset=dataset, run={**meta, "model_uri": service_uri}, tags=tags, metric=metric, margin=float(cfg.get("margin", 0.0)),
         lock_path=registry.lock_file_for(paths.root), score_champion_on_candidate_data=champion_score,
