@@ -36,8 +36,9 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
             continue
         keras_model, meta = load_model(paths.model_dir(dataset, model, balance))
         spec = InputSpec.from_dict(meta["input_spec"])
-        data_dir = paths.prepared(test_ds)
-        score = functools.partial(_score, keras_model, spec, data_dir)
+        parts = {part: prepared.load_part(paths.prepared(test_ds), part)      # each read once
+                 for part in (("test", "val") if fractions != [1.0] else ("test",))}
+        score = functools.partial(_score, keras_model, spec, parts)
         own = files.read_json(paths.evaluation_dir(dataset, model, balance) / "evaluation.json")
         common = {"trained_on": dataset, "test": test_ds, "own_test_accuracy": own["test"]["accuracy"],
                   "own_test_macro_f1": own["test"]["macro_f1"], "weights": meta["weights"],
@@ -67,13 +68,13 @@ def _row(name: str, m: dict, common: dict) -> dict:
             "macro_f1": m["macro_f1"], "n": m["n"], "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()}}
 
 
-def _score(keras_model, spec, data_dir: Path, part: str, fraction: float = 1.0) -> dict:
+def _score(keras_model, spec, parts: dict, part: str, fraction: float = 1.0) -> dict:
     """Metrics of `keras_model` on one split of another dataset, faces centre-cropped to `fraction`."""
     from emorec.data.preprocess import to_model_input
     from emorec.evaluation import cross_dataset as transfer
     from emorec.evaluation import metrics as evaluation
 
-    x, y, data_classes = prepared.load_part(data_dir, part)
+    x, y, data_classes = parts[part]
     probs = keras_model.predict(to_model_input(transfer.centre_crop(x, fraction), spec), batch_size=256, verbose=0)
     y_true, y_pred, shared = transfer.restrict(probs, y, list(spec.classes), list(data_classes))
     return {**evaluation.compute_metrics(y_true, y_pred, shared), "classes": list(shared)}
