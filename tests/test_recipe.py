@@ -338,3 +338,99 @@ def test_studies_train_the_grids_own_architecture():
     _, arch = studies.study_config(params, "fer2013", "cnn", 7)
     assert arch == model_arch(params["models"]["cnn"], params["grid"]["profile"])
     assert arch["conv_dropout"] == params["models"]["cnn"]["cpu"]["arch"]["conv_dropout"]
+
+
+# --- distillation: the teacher file and a student trained towards it ---------------------------
+
+def _tiny_member(path: Path, classes: int = 7, size: int = 48) -> Path:
+    import keras
+
+    from emorec import models
+
+    keras.utils.set_random_seed(0)
+    model = models.build("cnn", (size, size, 1), classes, filters=(4, 8), dense_units=8)
+    model.save(path)
+    return path
+
+
+def test_teacher_file_is_tied_to_its_data_and_checked_before_use(tmp_path, capsys):
+    from emorec.data import prepared as prep
+    from emorec.training import distill
+
+    _write_prepared(tmp_path / "prep")
+    member = _tiny_member(tmp_path / "m.keras")
+    out = tmp_path / "teacher.npz"
+    assert distill.main([str(tmp_path / "prep"), "--member", str(member), "--member", str(member),
+                         "--tta", "flip", "--out", str(out)]) == 0
+    assert "48 faces" in capsys.readouterr().out
+    x, y, classes = prep.load_part(tmp_path / "prep", "train")
+    probs = distill.read_targets(out, x, y, classes)
+    assert probs.shape == (48, 7) and np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert not list(tmp_path.glob("*.tmp*"))                  # temp path renamed away
+
+    targets = distill.soft_targets(y, probs, 0.5)             # half label, half teacher
+    assert np.allclose(targets.sum(1), 1, atol=1e-4) and (targets[np.arange(48), y] >= 0.5).all()
+    with pytest.raises(EmorecError, match="weight must be in"):
+        distill.soft_targets(y, probs, 0.0)
+
+    other = x.copy()
+    other[0, 0, 0, 0] ^= 1                                    # one pixel of other faces
+    with pytest.raises(EmorecError, match="teacher.npz: the teacher was computed on other training faces"):
+        distill.read_targets(out, other, y, classes)
+    with pytest.raises(EmorecError, match="classes"):
+        distill.read_targets(out, x, y, tuple(reversed(classes)))
+    with pytest.raises(EmorecError, match=r"shape \(48, 7\), the training split needs \(47, 7\)"):
+        distill.read_targets(out, x[:47], y[:47], classes)
+    with np.load(out) as f:
+        fields = {k: f[k] for k in f.files}
+    for bad, match in (({"probs": fields["probs"] * 2}, "not distributions"),
+                       ({"probs": np.full_like(fields["probs"], np.nan)}, "not distributions"),
+                       ({"format": np.array("other")}, "not an emorec teacher file")):
+        np.savez(tmp_path / "bad.npz", **{**fields, **bad})
+        with pytest.raises(EmorecError, match=f"bad.npz: .*{match}"):
+            distill.read_targets(tmp_path / "bad.npz", x, y, classes)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(EmorecError, match="junk.npz: not an emorec teacher file"):
+        distill.read_targets(tmp_path / "junk.npz", x, y, classes)
+    with pytest.raises(EmorecError, match="absent.npz: teacher file not found"):
+        distill.read_targets(tmp_path / "absent.npz", x, y, classes)
+
+    # a teacher of another label set is refused before it writes anything
+    wrong = _tiny_member(tmp_path / "eight.keras", classes=8)
+    assert distill.main([str(tmp_path / "prep"), "--member", str(wrong), "--out", str(tmp_path / "t2.npz")]) == 2
+    assert "eight.keras: the teacher takes 48x48x1 faces and gives 8 classes" in capsys.readouterr().err
+    assert not (tmp_path / "t2.npz").exists()
+
+
+def test_standalone_trains_a_student_towards_the_teacher(tmp_path):
+    from emorec.training import distill
+
+    _write_prepared(tmp_path / "prep")
+    distill.main([str(tmp_path / "prep"), "--member", str(_tiny_member(tmp_path / "m.keras")),
+                  "--out", str(tmp_path / "teacher.npz")])
+    standalone.write_pack(tmp_path / "prep", tmp_path / "pack" / "fer2013")
+    plan = [{"name": "student", "model": "cnn", "scope": "cpu", "keep_weights": True,
+             "teacher": {"targets": str(tmp_path / "teacher.npz"), "weight": 0.5},
+             "set": {"epochs": 2, "batch_size": 16, "arch.filters": [8, 16], "arch.dense_units": 16}}]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    assert standalone.main([str(tmp_path / "plan.yaml"), "--pack", str(tmp_path / "pack" / "fer2013"),
+                            "--out", str(tmp_path / "out"), "--params", str(REPO / "params.yaml")]) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())[0]
+    assert result["teacher"]["weight"] == 0.5 and result["epochs_run"] == 2
+    assert 0 <= result["val_accuracy"] <= 1 and (tmp_path / "out" / "student.weights.h5").is_file()
+    from emorec.training.recipe_report import change
+
+    assert "distilled from teacher.npz (weight 0.5)" in change(result)
+
+    plan[0]["teacher"] = {"targets": str(tmp_path / "teacher.npz")}
+    (tmp_path / "bad_plan.yaml").write_text(yaml.safe_dump(plan))
+    with pytest.raises(EmorecError, match="plan run 'student': teacher must be"):
+        standalone.main([str(tmp_path / "bad_plan.yaml"), "--pack", str(tmp_path / "pack" / "fer2013"),
+                         "--out", str(tmp_path / "out3"), "--params", str(REPO / "params.yaml")])
+
+    # a teacher file of other faces stops the run, naming the file
+    _write_prepared(tmp_path / "prep2", n_train=40)
+    standalone.write_pack(tmp_path / "prep2", tmp_path / "pack2" / "fer2013")
+    with pytest.raises(EmorecError, match="teacher.npz: teacher probabilities have shape"):
+        standalone.main([str(tmp_path / "plan.yaml"), "--pack", str(tmp_path / "pack2" / "fer2013"),
+                         "--out", str(tmp_path / "out2"), "--params", str(REPO / "params.yaml")])

@@ -95,6 +95,9 @@ def to_keras_file(result: dict, weights: Path, out_dir: Path) -> Path:
 def change(run: dict) -> str:
     """What the run changes: its plan's `set:` over the scope's recipe (cpu: the default run's)."""
     sets = ", ".join(f"{k}={v}" for k, v in (run.get("set") or {}).items())
+    if teacher := run.get("teacher"):
+        sets = ", ".join(filter(None, [sets, f"distilled from {Path(teacher['targets']).name} "
+                                              f"(weight {teacher['weight']})"]))
     return f"{run.get('scope', 'gpu')} recipe" + (f"; {sets}" if sets else "")
 
 

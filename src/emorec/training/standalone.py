@@ -101,6 +101,7 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
     from emorec.data.augment import augmented_batches
     from emorec.data.preprocess import InputSpec, to_model_input
     from emorec.evaluation.metrics import compute_metrics
+    from emorec.training.distill import read_targets, soft_targets
     from emorec.training.fit import compile_for, ema_callbacks, stopping_callbacks
     from emorec.training.recipe import BatchAugment, augmented
 
@@ -113,20 +114,28 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
     model = models.build(run["model"], (spec.size, spec.size, spec.channels), len(classes), **arch)
     fit_model = (augmented(model, BatchAugment.from_params(cfg.batch_augmentation), cfg.seed)
                  if cfg.batch_augmentation else model)
-    compile_for(fit_model, cfg, len(y_tr))
     best = Path(tempfile.gettempdir()) / f"emorec-{run['name']}.best.weights.h5"   # not in out: a kill leaves no stray file
     mode = "min" if "loss" in cfg.monitor else "max"
     checkpoint = keras.callbacks.ModelCheckpoint(str(best), monitor=cfg.monitor, mode=mode,
                                                  save_best_only=True, save_weights_only=True)
     callbacks = [*ema_callbacks(cfg.weight_ema), checkpoint, *stopping_callbacks(cfg, mode)]
     x_val = to_model_input(x_va, spec)
+    y_fit, y_val_fit = y_tr, y_va
+    if run.get("teacher"):               # distillation: soft targets from a teacher file (training.distill)
+        if not isinstance(run["teacher"], dict) or set(run["teacher"]) != {"targets", "weight"}:
+            raise EmorecError(f"plan run {run['name']!r}: teacher must be {{targets: <file>, weight: <0-1>}}, "
+                              f"got {run['teacher']!r}")
+        teacher = read_targets(Path(run["teacher"]["targets"]), x_tr, y_tr, classes)
+        y_fit = soft_targets(y_tr, teacher, float(run["teacher"]["weight"]))
+        y_val_fit = np.eye(len(classes), dtype=np.float32)[y_va]
+    compile_for(fit_model, cfg, len(y_tr), soft_targets=y_fit.ndim == 2)
     start = time.time()
     if cfg.online_augmentation:          # the default CPU recipe: host-side warps per image
-        batches = augmented_batches(x_tr, y_tr, spec, cfg.batch_size, cfg.online_augmentation, cfg.seed)
-        history = fit_model.fit(batches, validation_data=(x_val, y_va), epochs=cfg.epochs,
+        batches = augmented_batches(x_tr, y_fit, spec, cfg.batch_size, cfg.online_augmentation, cfg.seed)
+        history = fit_model.fit(batches, validation_data=(x_val, y_val_fit), epochs=cfg.epochs,
                                 callbacks=callbacks, verbose=cfg.verbose)
     else:
-        history = fit_model.fit(to_model_input(x_tr, spec), y_tr, validation_data=(x_val, y_va),
+        history = fit_model.fit(to_model_input(x_tr, spec), y_fit, validation_data=(x_val, y_val_fit),
                                 epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
                                 callbacks=callbacks, verbose=cfg.verbose)
     seconds = time.time() - start
@@ -140,7 +149,7 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
     keras.mixed_precision.set_global_policy("float32")
     return {
         "name": run["name"], "model": run["model"], "scope": run.get("scope", "gpu"), "seed": cfg.seed,
-        "set": run.get("set") or {}, "arch": arch, "config": dataclasses.asdict(cfg),
+        "set": run.get("set") or {}, "teacher": run.get("teacher"), "arch": arch, "config": dataclasses.asdict(cfg),
         "params_total": int(model.count_params()), "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
         "best_epoch": int(np.argmax(accs)) + 1, "epochs": cfg.epochs, "epochs_run": len(accs), "val_accuracy_per_epoch": accs,
         "seconds": round(seconds, 1), "images_per_second": round(len(y_tr) * len(accs) / seconds, 1),
