@@ -32,13 +32,8 @@ def smoothed_crossentropy_class() -> type:
     return _CACHE["smoothed"]
 
 
-def make(label_smoothing: float = 0.0, soft_targets: bool = False):
-    """The training loss: Keras' sparse cross-entropy, or its label-smoothed form; for
-    targets that are distributions already (distillation), the categorical one."""
-    if soft_targets:
-        import keras
-
-        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+def make(label_smoothing: float = 0.0):
+    """The training loss: Keras' sparse cross-entropy, or its label-smoothed form."""
     if not label_smoothing:
         return "sparse_categorical_crossentropy"
     return smoothed_crossentropy_class()(label_smoothing=label_smoothing)

@@ -357,15 +357,14 @@ def stopping_callbacks(cfg: TrainConfig, mode: str) -> list:
     return out
 
 
-def compile_for(model, cfg: TrainConfig, n_train: int, soft_targets: bool = False) -> None:
-    """soft_targets: labels are (N, classes) distributions (distillation), not class indices."""
+def compile_for(model, cfg: TrainConfig, n_train: int) -> None:
     from emorec.models import losses, optimizers
 
     steps_per_epoch = int(np.ceil(n_train / cfg.batch_size))
     model.compile(optimizer=optimizers.make(cfg.optimizer, cfg.learning_rate, cfg.lr_schedule,
                                             steps_per_epoch * cfg.epochs, cfg.weight_decay,
                                             steps_per_epoch * cfg.warmup_epochs, cfg.weight_ema),
-                  loss=losses.make(cfg.label_smoothing, soft_targets), metrics=["accuracy"],
+                  loss=losses.make(cfg.label_smoothing), metrics=["accuracy"],
                   jit_compile=cfg.jit_compile)
 
 

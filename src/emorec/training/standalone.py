@@ -128,7 +128,10 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
         teacher = read_targets(Path(run["teacher"]["targets"]), x_tr, y_tr, classes)
         y_fit = soft_targets(y_tr, teacher, float(run["teacher"]["weight"]))
         y_val_fit = np.eye(len(classes), dtype=np.float32)[y_va]
-    compile_for(fit_model, cfg, len(y_tr), soft_targets=y_fit.ndim == 2)
+    compile_for(fit_model, cfg, len(y_tr))
+    if y_fit.ndim == 2:                  # targets are distributions: the categorical loss, same optimizer
+        fit_model.compile(optimizer=fit_model.optimizer, metrics=["accuracy"], jit_compile=cfg.jit_compile,
+                          loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing))
     start = time.time()
     if cfg.online_augmentation:          # the default CPU recipe: host-side warps per image
         batches = augmented_batches(x_tr, y_fit, spec, cfg.batch_size, cfg.online_augmentation, cfg.seed)
