@@ -7,6 +7,11 @@ one-off feature pass, shown separately). FLOPs are TensorFlow's profiler count o
 forward pass (multiply-adds x 2). Run on an otherwise idle machine:
 
     python benchmarks/model_throughput.py [--models cnn resnet18] [--images 1024]
+
+The throughput levers, one row per combination (ratios only within one run):
+
+    python benchmarks/model_throughput.py --models cnn --batch 64 128 256 \
+        --precision float32 mixed_bfloat16 --jit-compile auto false
 """
 
 from __future__ import annotations
@@ -40,13 +45,15 @@ def forward_flops(model, shape) -> float | None:
         return None
 
 
-def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch: dict) -> dict:
+def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch: dict,
+            precision: str = "float32", jit_compile="auto") -> dict:
     import keras
 
     from emorec import models
     from emorec.training import fit as training
 
     keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy(precision)
     model = models.build(name, (size, size, channels), 7, **arch)   # from scratch
     rng = np.random.default_rng(0)
     x = rng.random((n_images, size, size, channels), dtype=np.float32)
@@ -60,7 +67,7 @@ def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch
         data = frozen[0].predict(x, batch_size=256, verbose=0)
         feature_ips = n_images / (time.perf_counter() - start)
         trained = frozen[1]
-    trained.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    trained.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit_compile)
     warm = min(len(data), batch * 2)
     trained.fit(data[:warm], y[:warm], batch_size=batch, epochs=1, verbose=0)
     start = time.perf_counter()
@@ -74,6 +81,7 @@ def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch
            "flops": flops, "train_img_s": train_ips, "infer_img_s": infer_ips,
            "feature_img_s": feature_ips}
     keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
     return row
 
 
@@ -84,14 +92,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=None, help="default: every registered model")
     parser.add_argument("--images", type=int, default=1024)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, nargs="+", default=[64])
+    parser.add_argument("--precision", nargs="+", default=["float32"],
+                        choices=["float32", "mixed_bfloat16", "mixed_float16"], help="Keras dtype policies")
+    parser.add_argument("--jit-compile", nargs="+", default=["auto"], choices=["auto", "true", "false"],
+                        help="XLA compilation of the training step")
     parser.add_argument("--scope", choices=["cpu", "full"], default="cpu",
                         help="input sizes of the CPU grid (default) or the paper's")
     args = parser.parse_args()
     params = load_params(project_root() / "params.yaml")
     names = args.models or models.available()
-    print(f"{'model':<17} {'input':<11} {'params':>12} {'GFLOPs':>8} {'train img/s':>12} "
-          f"{'infer img/s':>12} {'features img/s':>15}")
+    print(f"{'model':<17} {'input':<11} {'precision':<15} {'jit':<5} {'batch':>5} {'params':>12} {'GFLOPs':>8} "
+          f"{'train img/s':>12} {'infer img/s':>12} {'features img/s':>15}")
+    jit_values = {"auto": "auto", "true": True, "false": False}
     for name in names:
         cfg = dict(params["models"].get(name, {}))
         if args.scope == "cpu":
@@ -99,12 +112,17 @@ def main() -> None:
         spec = models.get(name)
         size = cfg.get("input_size") or 48
         channels = cfg.get("channels") or spec.channels or 1
-        row = measure(name, size, channels, args.images, args.batch, dict(cfg.get("arch") or {}))
-        gflops = f"{row['flops'] / 1e9:.3f}" if row["flops"] else "n/a"
-        feats = f"{row['feature_img_s']:.0f}" if row["feature_img_s"] else "-"
-        print(f"{row['model']:<17} {row['input']:<11} {row['params']:>12,} {gflops:>8} "
-              f"{row['train_img_s']:>12.0f} {row['infer_img_s']:>12.0f} {feats:>15}", flush=True)
-    print(f"({os.cpu_count()} CPU cores, batch {args.batch}, {args.images} random images; "
+        for precision in args.precision:
+            for jit in args.jit_compile:
+                for batch in args.batch:
+                    row = measure(name, size, channels, args.images, batch, dict(cfg.get("arch") or {}),
+                                  precision, jit_values[jit])
+                    gflops = f"{row['flops'] / 1e9:.3f}" if row["flops"] else "n/a"
+                    feats = f"{row['feature_img_s']:.0f}" if row["feature_img_s"] else "-"
+                    print(f"{row['model']:<17} {row['input']:<11} {precision:<15} {jit:<5} {batch:>5} "
+                          f"{row['params']:>12,} {gflops:>8} {row['train_img_s']:>12.0f} "
+                          f"{row['infer_img_s']:>12.0f} {feats:>15}", flush=True)
+    print(f"({os.cpu_count()} CPU cores, {args.images} random images; "
           f"epoch time = training images / train img/s)")
 
 

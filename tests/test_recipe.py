@@ -422,6 +422,19 @@ def test_standalone_trains_a_student_towards_the_teacher(tmp_path):
 
     assert "distilled from teacher.npz (weight 0.5)" in change(result)
 
+    # scored here; --keep-rows carries the rows of runs whose weights stayed elsewhere
+    from emorec.training import recipe_report
+
+    report = [str(tmp_path / "out"), "--prepared", str(tmp_path / "prep"), "--out", str(tmp_path / "report")]
+    assert recipe_report.main(report) == 0
+    rows = json.loads((tmp_path / "report" / "runs.json").read_text())
+    (tmp_path / "report" / "runs.json").write_text(json.dumps([{**rows[0], "name": "earlier"}]))
+    assert recipe_report.main([*report, "--keep-rows"]) == 0
+    assert [r["name"] for r in json.loads((tmp_path / "report" / "runs.json").read_text())] == ["earlier", "student"]
+    assert "distilled from teacher.npz" in (tmp_path / "report" / "runs.md").read_text()
+    assert recipe_report.main(report) == 0
+    assert [r["name"] for r in json.loads((tmp_path / "report" / "runs.json").read_text())] == ["student"]
+
     plan[0]["teacher"] = {"targets": str(tmp_path / "teacher.npz")}
     (tmp_path / "bad_plan.yaml").write_text(yaml.safe_dump(plan))
     with pytest.raises(EmorecError, match="plan run 'student': teacher must be"):

@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="another dataset's prepared folder: its test split scored over the shared classes")
     ap.add_argument("--reuse", action="store_true",
                     help="keep earlier figures from OUT/runs.json whose weights, data and settings are unchanged")
+    ap.add_argument("--keep-rows", action="store_true",
+                    help="keep OUT/runs.json's rows of runs not in these folders as they are (their weights "
+                         "stayed on the machine that trained them); new rows go after them")
     args = ap.parse_args(argv)
     if args.cross is not None and not (args.cross / "test.npz").is_file():
         raise SystemExit(f"--cross {args.cross}: no test.npz there (run the prepare stage for that dataset)")
@@ -183,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{result['name']}: test {result['scored']['test']['accuracy']:.4f}", flush=True)
             rows.append({k: v for k, v in result.items() if k != "val_accuracy_per_epoch"}
                         | {"val_accuracy_per_epoch": [round(a, 4) for a in result["val_accuracy_per_epoch"]]})
+    if args.keep_rows and (args.out / "runs.json").is_file():
+        names = {r["name"] for r in rows}
+        rows = [r for r in json.loads((args.out / "runs.json").read_text()) if r["name"] not in names] + rows
     files.write_json(args.out / "runs.json", rows)
     files.write_text(args.out / "runs.md", markdown(rows) + "\n")
     print(markdown(rows))
