@@ -353,7 +353,7 @@ def _tiny_member(path: Path, classes: int = 7, size: int = 48) -> Path:
     return path
 
 
-def test_teacher_file_is_tied_to_its_data_and_checked_before_use(tmp_path, capsys):
+def test_teacher_file_is_tied_to_its_data_and_checked_before_use(tmp_path, capsys, monkeypatch):
     from emorec.data import prepared as prep
     from emorec.training import distill
 
@@ -394,6 +394,12 @@ def test_teacher_file_is_tied_to_its_data_and_checked_before_use(tmp_path, capsy
         distill.read_targets(tmp_path / "junk.npz", x, y, classes)
     with pytest.raises(EmorecError, match="absent.npz: teacher file not found"):
         distill.read_targets(tmp_path / "absent.npz", x, y, classes)
+
+    # an MLflow URI is looked up in the tracking store; one that is not there is named
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert distill.main([str(tmp_path / "prep"), "--member", "runs:/0123456789abcdef/model",
+                         "--out", str(tmp_path / "t3.npz")]) == 2
+    assert "runs:/0123456789abcdef/model: cannot load this teacher from sqlite:" in capsys.readouterr().err
 
     # a teacher of another label set is refused before it writes anything
     wrong = _tiny_member(tmp_path / "eight.keras", classes=8)

@@ -9,7 +9,8 @@ teacher file of another split or dataset is refused by name. Only training and v
 faces are ever read here: the temperature is fitted on validation.
 
     python -m emorec.training.distill data/prepared/fer2013 --member models/fer2013/cnn-plain/model.keras \\
-        --member OTHER.keras --tta flip --out data/gpu/fer2013-teacher.npz
+        --member runs:/<seed 7 run id>/model --member runs:/<seed 1234 run id>/model --tta flip \\
+        --out data/gpu/fer2013-teacher.npz      (the run ids: reports/seeds/seeds.json)
 """
 
 from __future__ import annotations
@@ -43,17 +44,37 @@ def member_probs(model, images: np.ndarray, spec, tta: str | None) -> np.ndarray
                     for v in views(images, tta)], axis=0)
 
 
-def teacher_probs(members: list[Path], train: tuple, val: tuple, classes, tta: str | None = "flip") -> dict:
+def load_member(member: str):
+    """A teacher member: a .keras file, or an MLflow model URI (runs:/<run id>/model, models:/<name>@<alias>)
+    in this project's tracking store; loaded in safe mode either way."""
+    if ":/" not in str(member):
+        from emorec.models.loading import load_file
+
+        return load_file(Path(member))
+    import mlflow
+
+    from emorec.config import project_root
+    from emorec.experiments import tracking
+
+    mlflow.set_tracking_uri(tracking.tracking_uri(project_root()))
+    try:
+        return tracking.load_logged_keras(str(member))
+    except EmorecError:
+        raise
+    except Exception as exc:
+        raise EmorecError(f"{member}: cannot load this teacher from {mlflow.get_tracking_uri()} "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def teacher_probs(members: list, train: tuple, val: tuple, classes, tta: str | None = "flip") -> dict:
     """The members' mean probabilities on the training faces, temperature-scaled by the
     temperature that fits the ensemble on validation (its calibration, not the student's)."""
     from emorec.data.preprocess import InputSpec
     from emorec.evaluation import calibration
-    from emorec.models.loading import load_file
-
     (x_tr, y_tr), (x_va, y_va) = train, val
     on_train, on_val, accs = [], [], []
     for path in members:
-        model = load_file(path)
+        model = load_member(path)
         size, channels = model.input_shape[1], model.input_shape[3]
         if model.output_shape[-1] != len(classes) or (size, channels) != (x_tr.shape[1], x_tr.shape[3]):
             raise EmorecError(f"{path}: the teacher takes {size}x{size}x{channels} faces and gives "
@@ -123,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("prepared", type=Path, help="a prepared dataset folder (data/prepared/<ds>)")
-    ap.add_argument("--member", type=Path, action="append", required=True, help="a teacher .keras file (repeat)")
+    ap.add_argument("--member", action="append", required=True,
+                    help="a teacher: a .keras file or an MLflow model URI such as runs:/<run id>/model (repeat)")
     ap.add_argument("--tta", choices=["none", "flip", "ten"], default="flip")
     ap.add_argument("--train-part", default="train", help="the training part the student fits (train | train_balanced)")
     ap.add_argument("--out", type=Path, required=True)
