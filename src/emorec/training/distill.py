@@ -84,12 +84,12 @@ def teacher_probs(members: list, train: tuple, val: tuple, classes, tta: str | N
         on_val.append(member_probs(model, x_va, spec, tta))
         accs.append(float((on_val[-1].argmax(1) == y_va).mean()))
         print(f"teacher member {path}: validation accuracy {accs[-1]:.4f}", flush=True)
-    val_probs = np.mean(on_val, axis=0)
+    val_probs, train_probs = np.mean(on_val, axis=0), np.mean(on_train, axis=0)
     temperature = calibration.fit_temperature(val_probs, y_va)
-    return {"probs": calibration.scaled(np.mean(on_train, axis=0), temperature).astype(np.float32),
+    return {"probs": calibration.scaled(train_probs, temperature).astype(np.float32),
             "temperature": float(temperature), "member_val_accuracy": accs,
             "val_accuracy": float((val_probs.argmax(1) == y_va).mean()),
-            "train_agreement": float((np.mean(on_train, axis=0).argmax(1) == y_tr).mean())}
+            "train_agreement": float((train_probs.argmax(1) == y_tr).mean())}
 
 
 def write_targets(path: Path, teacher: dict, images: np.ndarray, labels: np.ndarray, classes, members, tta) -> Path:
