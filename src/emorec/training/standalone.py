@@ -7,6 +7,11 @@ splits, xz-compressed): the test split never goes there, so nothing on that mach
 choose by it. Weights come back and are scored on test here (`emorec.training.gpu_report`).
 
     python -m emorec.training.standalone plan.yaml --pack data/gpu/fer2013 --out OUT --budget 540
+
+A lent GPU comes with minutes, not hours, and its speed is not known beforehand: with
+`--time-box S` each run first times a few epochs (a throwaway probe), then trains as many
+of its planned epochs as fit in S seconds, with the schedule laid out over that count. The
+result records both counts. `--deadline` stops any fit whose next epoch would not end in time.
 """
 
 from __future__ import annotations
@@ -93,7 +98,41 @@ def hardware() -> str:
     return f"{platform.processor() or platform.machine()} ({backend})"
 
 
-def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
+def epoch_clock(deadline: float | None):
+    """A callback that times every epoch and stops the fit when the next epoch (as long as the
+    slowest so far) would end after `deadline` (time.time() seconds); `.stopped` says so."""
+    import keras
+
+    class EpochClock(keras.callbacks.Callback):
+        seconds: list = []
+        stopped = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds = [*self.seconds, round(time.time() - self._start, 3)]
+            if deadline is not None and time.time() + max(self.seconds) > deadline:
+                self.stopped = True
+                self.model.stop_training = True
+
+    return EpochClock()
+
+
+def epochs_within(seconds_left: float, probe_seconds: list, planned: int, reserve: float = 20.0,
+                  step: int = 1) -> int:
+    """How many epochs fit in `seconds_left`: the probe's first epoch is compile time (paid again
+    by the real fit), the slowest of the others the epoch time; `reserve` covers the final
+    prediction and saving. Rounded down to a multiple of `step` (runs boxed side by side then
+    agree), at least 1, at most `planned`."""
+    if len(probe_seconds) < 2:
+        raise EmorecError("the time-box probe needs at least 2 timed epochs")
+    per_epoch, compile_s = max(probe_seconds[1:]), max(probe_seconds[0] - max(probe_seconds[1:]), 0.0)
+    fit = int(min(planned, (seconds_left - compile_s - reserve) // per_epoch))
+    return max(1, fit // step * step if fit >= step else fit)
+
+
+def train_one(run: dict, params: dict, data: dict, out: Path, deadline: float | None = None) -> dict:
     """Fit one run; best validation epoch kept; weights to out/<name>.weights.h5 when asked."""
     import keras
 
@@ -118,7 +157,8 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
     mode = "min" if "loss" in cfg.monitor else "max"
     checkpoint = keras.callbacks.ModelCheckpoint(str(best), monitor=cfg.monitor, mode=mode,
                                                  save_best_only=True, save_weights_only=True)
-    callbacks = [*ema_callbacks(cfg.weight_ema), checkpoint, *stopping_callbacks(cfg, mode)]
+    clock = epoch_clock(deadline)
+    callbacks = [*ema_callbacks(cfg.weight_ema), checkpoint, *stopping_callbacks(cfg, mode), clock]
     x_val = to_model_input(x_va, spec)
     y_fit, y_val_fit = y_tr, y_va
     if run.get("teacher"):               # distillation: soft targets from a teacher file (training.distill)
@@ -155,6 +195,7 @@ def train_one(run: dict, params: dict, data: dict, out: Path) -> dict:
         "set": run.get("set") or {}, "teacher": run.get("teacher"), "arch": arch, "config": dataclasses.asdict(cfg),
         "params_total": int(model.count_params()), "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
         "best_epoch": int(np.argmax(accs)) + 1, "epochs": cfg.epochs, "epochs_run": len(accs), "val_accuracy_per_epoch": accs,
+        "epoch_seconds": clock.seconds, "stopped_by_deadline": clock.stopped,
         "seconds": round(seconds, 1), "images_per_second": round(len(y_tr) * len(accs) / seconds, 1),
         "hardware": hardware(), "keras": keras.__version__, "input_spec": spec.to_dict(),
     }
@@ -169,9 +210,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--budget", type=float, default=None, help="seconds: a run that would not finish is skipped")
+    ap.add_argument("--only", action="append", default=None, metavar="NAME", help="train only these runs of the plan")
+    ap.add_argument("--time-box", type=float, default=None, metavar="S",
+                    help="seconds per run: probe the speed, then train the planned epochs that fit")
+    ap.add_argument("--probe-epochs", type=int, default=3, help="epochs the time-box probe times (>= 2)")
+    ap.add_argument("--epoch-step", type=int, default=1, help="time-boxed epochs: a multiple of this")
+    ap.add_argument("--deadline", type=float, default=None, metavar="S",
+                    help="seconds from start: a fit whose next epoch would end later stops there")
     args = ap.parse_args(argv)
     params = yaml.safe_load(args.params.read_text())
     plan = yaml.safe_load(args.plan.read_text())
+    if not isinstance(plan, list) or not all(isinstance(r, dict) and "name" in r and "model" in r for r in plan):
+        raise SystemExit(f"{args.plan}: a plan is a YAML list of runs, each with a name and a model")
+    if args.only:
+        unknown = sorted(set(args.only) - {r["name"] for r in plan})
+        if unknown:
+            raise SystemExit(f"--only: {unknown} not in {args.plan}")
+        plan = [r for r in plan if r["name"] in args.only]
+    if args.probe_epochs < 2:
+        raise SystemExit("--probe-epochs: at least 2 (the first epoch is compile time)")
     data = read_pack(args.pack)
     args.out.mkdir(parents=True, exist_ok=True)
     results, started, per_epoch = [], time.time(), {}
@@ -185,7 +242,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run['name']}: skipped (budget)", flush=True)
             continue
         print(f"== {run['name']}", flush=True)
-        result = train_one(run, params, data, args.out)
+        deadline = started + args.deadline if args.deadline else None
+        boxed = None
+        if args.time_box:
+            box_start = time.time()
+            probe = {**run, "name": f"{run['name']}-probe", "keep_weights": False,
+                     "set": {**(run.get("set") or {}), "epochs": args.probe_epochs, "early_stopping_patience": None}}
+            timed = train_one(probe, params, data, args.out, deadline)["epoch_seconds"]
+            fit = epochs_within(args.time_box - (time.time() - box_start), timed, cfg.epochs, step=args.epoch_step)
+            boxed = {"planned_epochs": cfg.epochs, "probe_epoch_seconds": timed, "time_box_s": args.time_box}
+            print(f"{run['name']}: probe epochs {timed} s -> {fit} of {cfg.epochs} planned epochs", flush=True)
+            run = {**run, "set": {**(run.get("set") or {}), "epochs": fit}}
+        result = train_one(run, params, data, args.out, deadline)
+        if boxed:
+            result["time_box"] = boxed
         per_epoch[key] = result["seconds"] / result["epochs_run"]
         results.append(result)
         print(f"{run['name']}: val accuracy {result['val_accuracy']:.4f} (best epoch {result['best_epoch']}), "
