@@ -453,3 +453,57 @@ def test_standalone_trains_a_student_towards_the_teacher(tmp_path):
     with pytest.raises(EmorecError, match="teacher.npz: teacher probabilities have shape"):
         standalone.main([str(tmp_path / "plan.yaml"), "--pack", str(tmp_path / "pack2" / "fer2013"),
                          "--out", str(tmp_path / "out2"), "--params", str(REPO / "params.yaml")])
+
+
+# --- the standalone runner on a lent GPU: minutes, not hours --------------------------------
+
+def test_epochs_within_pays_compile_once_and_rounds_down():
+    # probe: 20 s first epoch (compile + 2 s), then 2 s and 2.5 s: 17.5 s of compile
+    assert standalone.epochs_within(300, [20.0, 2.0, 2.5], planned=300) == (300 - 17.5 - 20) // 2.5
+    assert standalone.epochs_within(300, [20.0, 2.0, 2.5], planned=300, step=10) == 100
+    assert standalone.epochs_within(300, [20.0, 2.0, 2.5], planned=60, step=10) == 60      # never past the plan
+    assert standalone.epochs_within(30, [20.0, 2.0, 2.5], planned=60, step=10) == 1        # at least one
+    with pytest.raises(EmorecError, match="at least 2 timed epochs"):
+        standalone.epochs_within(300, [20.0], planned=60)
+
+
+def test_epoch_clock_stops_a_fit_whose_next_epoch_would_end_late():
+    import time
+
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = np.zeros((32, 4), np.float32), np.zeros(32, np.int64)
+    clock = standalone.epoch_clock(deadline=time.time() + 0.05)
+    model.fit(x, y, epochs=50, batch_size=8, verbose=0, callbacks=[clock])
+    assert clock.stopped and 1 <= len(clock.seconds) < 50
+    free = standalone.epoch_clock(deadline=None)
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[free])
+    assert not free.stopped and len(free.seconds) == 3
+
+
+def test_standalone_time_box_probes_then_trains_what_fits(tmp_path):
+    _write_prepared(tmp_path / "prep", n_train=32, n_val=16)
+    standalone.write_pack(tmp_path / "prep", tmp_path / "pack" / "fer2013")
+    tiny = {"batch_size": 16, "arch.filters": [4, 8], "arch.dense_units": 8, "verbose": 0}
+    plan = [{"name": "boxed", "model": "cnn", "scope": "gpu", "set": {**tiny, "epochs": 40}},
+            {"name": "other", "model": "cnn", "scope": "cpu", "set": {**tiny, "epochs": 1}}]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    args = [str(tmp_path / "plan.yaml"), "--pack", str(tmp_path / "pack" / "fer2013"),
+            "--params", str(REPO / "params.yaml"), "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match=r"--only: \['absent'\] not in"):
+        standalone.main([*args, "--only", "absent"])
+    with pytest.raises(SystemExit, match="--probe-epochs: at least 2"):
+        standalone.main([*args, "--probe-epochs", "1"])
+    (tmp_path / "bad.yaml").write_text("name: boxed\n")
+    with pytest.raises(SystemExit, match="bad.yaml: a plan is a YAML list of runs"):
+        standalone.main([str(tmp_path / "bad.yaml"), *args[1:]])
+
+    # a box too short for more than the probe: one epoch, both counts recorded; --only skips "other"
+    assert standalone.main([*args, "--only", "boxed", "--time-box", "0.5", "--probe-epochs", "2"]) == 0
+    (result,) = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert result["name"] == "boxed" and result["epochs"] == 1 and result["epochs_run"] == 1
+    assert result["time_box"]["planned_epochs"] == 40 and len(result["time_box"]["probe_epoch_seconds"]) == 2
+    assert len(result["epoch_seconds"]) == 1 and result["stopped_by_deadline"] is False
+    assert not (tmp_path / "out" / "boxed-probe.weights.h5").exists()
