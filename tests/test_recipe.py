@@ -507,3 +507,32 @@ def test_standalone_time_box_probes_then_trains_what_fits(tmp_path):
     assert result["time_box"]["planned_epochs"] == 40 and len(result["time_box"]["probe_epoch_seconds"]) == 2
     assert len(result["epoch_seconds"]) == 1 and result["stopped_by_deadline"] is False
     assert not (tmp_path / "out" / "boxed-probe.weights.h5").exists()
+
+
+def test_recipe_report_scores_an_ensemble_of_runs_as_one_row(tmp_path, capsys):
+    from emorec.training import recipe_report
+
+    _write_prepared(tmp_path / "prep", n_train=32, n_val=16)
+    standalone.write_pack(tmp_path / "prep", tmp_path / "pack" / "fer2013")
+    tiny = {"batch_size": 16, "arch.filters": [4, 8], "arch.dense_units": 8, "verbose": 0, "epochs": 1}
+    plan = [{"name": f"seed{s}", "model": "cnn", "scope": "gpu", "seed": s, "keep_weights": True, "set": tiny}
+            for s in (1, 2)]
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    assert standalone.main([str(tmp_path / "plan.yaml"), "--pack", str(tmp_path / "pack" / "fer2013"),
+                            "--params", str(REPO / "params.yaml"), "--out", str(tmp_path / "out")]) == 0
+    report = [str(tmp_path / "out"), "--prepared", str(tmp_path / "prep"), "--out", str(tmp_path / "report")]
+    with pytest.raises(SystemExit, match="expected NAME=RUN,RUN"):
+        recipe_report.main([*report, "--ensemble", "both=seed1"])
+    with pytest.raises(SystemExit, match=r"--ensemble both: \['seed3'\] not among the runs with weights"):
+        recipe_report.main([*report, "--ensemble", "both=seed1,seed3"])
+    assert recipe_report.main([*report, "--ensemble", "both=seed1,seed2"]) == 0
+    rows = {r["name"]: r for r in json.loads((tmp_path / "report" / "runs.json").read_text())}
+    both = rows["both"]
+    assert both["model"] == "ensemble" and both["members"] == ["seed1", "seed2"]
+    assert 0 <= both["val_accuracy"] <= 1 and both["scored"]["tta"]["n_views"] == 10
+    assert both["seconds"] == pytest.approx(rows["seed1"]["seconds"] + rows["seed2"]["seconds"])
+    assert "| mean softmax of 2 runs: seed1, seed2 |" in (tmp_path / "report" / "runs.md").read_text()
+    assert (tmp_path / "report" / "both-reliability.png").is_file()
+    capsys.readouterr()
+    assert recipe_report.main([*report, "--ensemble", "both=seed1,seed2", "--reuse"]) == 0
+    assert "both: figures kept" in capsys.readouterr().out

@@ -11,6 +11,8 @@ measure), with the share of that set's neutral faces the model calls "sad".
 `--reuse` keeps a row's figures from the existing `runs.json` when the weights, the test
 splits and the scoring settings they were computed from are byte-for-byte the same (their
 sha256 are recorded with the figures), so adding one run does not re-score the others.
+`--ensemble NAME=RUN,RUN,...` adds a row for the mean softmax of those runs, scored the same
+way, with its validation accuracy beside it: validation, not test, says whether it pays.
 """
 
 from __future__ import annotations
@@ -52,31 +54,68 @@ def cross_score(predict, model_classes, prepared: Path) -> dict:
     return row
 
 
-def score_run(result: dict, weights: Path, prepared: Path, params: dict, figure: Path,
-              cross: Path | None = None) -> dict:
-    """Test-split figures of one standalone run, from its weights file."""
-    from emorec.data import prepared as prep
+def member_predict(spec, model):
+    """`predict(uint8 faces) -> softmax` of one model, through its own input spec."""
     from emorec.data.preprocess import to_model_input
-    from emorec.evaluation import scoring
-    from emorec.evaluation.metrics import compute_metrics
-
-    spec, model = run_model(result, weights)
-    x_test, y_test, classes = prep.load_part(prepared, "test")
-    x_val, y_val, _ = prep.load_part(prepared, "val")
 
     def predict(faces):
         return model.predict(to_model_input(faces, spec), batch_size=256, verbose=0)
 
+    return predict
+
+
+def score_predictions(predict, model_classes, name: str, prepared: Path, params: dict, figure: Path,
+                      cross: Path | None = None) -> dict:
+    """Test-split figures of any `predict` (one run, or an ensemble's mean softmax)."""
+    from emorec.data import prepared as prep
+    from emorec.evaluation import scoring
+    from emorec.evaluation.metrics import compute_metrics
+
+    x_test, y_test, classes = prep.load_part(prepared, "test")
+    x_val, y_val, _ = prep.load_part(prepared, "val")
     settings = params.get("evaluate") or {}
     test_probs = predict(x_test)
     test = compute_metrics(y_test, test_probs.argmax(1), classes)
     extra = scoring.score(predict, x_val, y_val, x_test, y_test, test_probs, prep.load_ids(prepared, "test"), classes,
                           settings.get("tta") or "ten", list(settings.get("face_sizes") or [16, 24, 32]),
-                          figure, f"{result['name']}: test reliability")
+                          figure, f"{name}: test reliability")
     scored = {"test": {k: round(test[k], 4) for k in ("accuracy", "macro_f1")}, **extra}
     if cross is not None:
-        scored["cross"] = cross_score(predict, spec.classes, cross)
+        scored["cross"] = cross_score(predict, model_classes, cross)
     return scored
+
+
+def score_run(result: dict, weights: Path, prepared: Path, params: dict, figure: Path,
+              cross: Path | None = None) -> dict:
+    """Test-split figures of one standalone run, from its weights file."""
+    spec, model = run_model(result, weights)
+    return score_predictions(member_predict(spec, model), spec.classes, result["name"], prepared, params, figure, cross)
+
+
+def ensemble_row(name: str, members: list, prepared: Path, params: dict, figure: Path,
+                 cross: Path | None = None) -> dict:
+    """A row for the mean softmax of `members` ([(result, weights file)]), scored like a run.
+    Its validation accuracy is measured here, so validation can say whether it pays."""
+    import numpy as np
+
+    from emorec.data import prepared as prep
+
+    loaded = [run_model(result, weights) for result, weights in members]
+    classes = {tuple(spec.classes) for spec, _ in loaded}
+    if len(classes) != 1:
+        raise SystemExit(f"--ensemble {name}: its members do not share one class list ({sorted(classes)})")
+    predicts = [member_predict(spec, model) for spec, model in loaded]
+
+    def predict(faces):
+        return np.mean([p(faces) for p in predicts], axis=0)
+
+    x_val, y_val, _ = prep.load_part(prepared, "val")
+    runs = [result for result, _ in members]
+    return {"name": name, "model": "ensemble", "scope": "ensemble", "members": [r["name"] for r in runs],
+            "hardware": " + ".join(sorted({r["hardware"] for r in runs})),
+            "val_accuracy": float((predict(x_val).argmax(1) == y_val).mean()),
+            "seconds": sum(r["seconds"] for r in runs), "images_per_second": None,
+            "scored": score_predictions(predict, classes.pop(), name, prepared, params, figure, cross)}
 
 
 def to_keras_file(result: dict, weights: Path, out_dir: Path) -> Path:
@@ -94,6 +133,8 @@ def to_keras_file(result: dict, weights: Path, out_dir: Path) -> Path:
 
 def change(run: dict) -> str:
     """What the run changes: its plan's `set:` over the scope's recipe (cpu: the default run's)."""
+    if run.get("model") == "ensemble":
+        return f"mean softmax of {len(run['members'])} runs: {', '.join(run['members'])}"
     sets = ", ".join(f"{k}={v}" for k, v in (run.get("set") or {}).items())
     if teacher := run.get("teacher"):
         sets = ", ".join(filter(None, [sets, f"distilled from {Path(teacher['targets']).name} "
@@ -108,10 +149,12 @@ def markdown(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r.get("scored")
+        epochs = "(members')" if r.get("model") == "ensemble" else f"{r['epochs_run']} ({r['best_epoch']})"
+        speed = "" if r.get("images_per_second") is None else f"{r['images_per_second']:.0f}"
         if not s:
-            lines.append(f"| {r['name']} | {change(r)} | {r['hardware']} | {r['epochs_run']} ({r['best_epoch']}) | "
+            lines.append(f"| {r['name']} | {change(r)} | {r['hardware']} | {epochs} | "
                          f"{r['val_accuracy']:.4f} | not scored (weights not kept) | | | | | | | "
-                         f"{r['images_per_second']:.0f} | {r['seconds'] / 60:.1f} |")
+                         f"{speed} | {r['seconds'] / 60:.1f} |")
             continue
         cal = s["calibration"]
         sizes = " / ".join(f"{v:.3f}" for v in s["face_size"].values())
@@ -120,13 +163,13 @@ def markdown(rows: list[dict]) -> str:
             f"{c['dataset']} ({c['classes']} classes, {c['n']}): {c['accuracy']:.4f} / {c['macro_f1']:.4f}"
             + (f" ({c['neutral_called_sad']:.2f} of {c['neutral_n']})" if "neutral_called_sad" in c else ""))
         lines.append(
-            f"| {r['name']} | {change(r)} | {r['hardware']} | {r['epochs_run']} ({r['best_epoch']}) | {r['val_accuracy']:.4f} | "
+            f"| {r['name']} | {change(r)} | {r['hardware']} | {epochs} | {r['val_accuracy']:.4f} | "
             f"{s['test']['accuracy']:.4f} | {s['subsets'].get('PrivateTest', {}).get('accuracy', float('nan')):.4f} | "
             f"{s['test']['macro_f1']:.4f} | {s['tta']['accuracy']:.4f} (PrivateTest "
             f"{s['tta']['subsets'].get('PrivateTest', {}).get('accuracy', float('nan')):.4f}"
             + (f"; validation {s['tta']['validation_gain']:+.4f}" if "validation_gain" in s["tta"] else "") + ") | "
             f"{cal['ece']['test_raw']:.3f} -> {cal['ece']['test_scaled']:.3f} ({cal['temperature']:.2f}) | {sizes} | "
-            f"{cross} | {r['images_per_second']:.0f} | {r['seconds'] / 60:.1f} |")
+            f"{cross} | {speed} | {r['seconds'] / 60:.1f} |")
     return "\n".join(lines)
 
 
@@ -162,18 +205,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-rows", action="store_true",
                     help="keep OUT/runs.json's rows of runs not in these folders as they are (their weights "
                          "stayed on the machine that trained them); new rows go after them")
+    ap.add_argument("--ensemble", action="append", default=[], metavar="NAME=RUN,RUN[,...]",
+                    help="also score the mean softmax of these runs (from the folders given) as one row")
     args = ap.parse_args(argv)
+    ensembles = {}
+    for spec in args.ensemble:
+        name, _, members = spec.partition("=")
+        if not name or len([m for m in members.split(",") if m]) < 2:
+            raise SystemExit(f"--ensemble {spec!r}: expected NAME=RUN,RUN[,...] (two runs at least)")
+        ensembles[name] = [m for m in members.split(",") if m]
     if args.cross is not None and not (args.cross / "test.npz").is_file():
         raise SystemExit(f"--cross {args.cross}: no test.npz there (run the prepare stage for that dataset)")
     params = load_params()
     earlier = earlier_scores(args.out) if args.reuse else {}
-    rows = []
+    rows, kept = [], {}
     for folder in args.results:
         for result in json.loads((folder / "results.json").read_text()):
             if "skipped" in result:
                 continue
             weights = folder / f"{result['name']}.weights.h5"
             if weights.is_file():
+                kept[result["name"]] = (result, weights)
                 inputs = scoring_inputs(weights, args.prepared, params, args.cross)
                 before = earlier.get(result["name"])
                 figure = args.out / f"{result['name']}-reliability.png"
@@ -186,6 +238,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{result['name']}: test {result['scored']['test']['accuracy']:.4f}", flush=True)
             rows.append({k: v for k, v in result.items() if k != "val_accuracy_per_epoch"}
                         | {"val_accuracy_per_epoch": [round(a, 4) for a in result["val_accuracy_per_epoch"]]})
+    for name, members in ensembles.items():
+        missing = [m for m in members if m not in kept]
+        if missing:
+            raise SystemExit(f"--ensemble {name}: {missing} not among the runs with weights in {args.results}")
+        inputs = {"members": [scoring_inputs(kept[m][1], args.prepared, params, args.cross) for m in members]}
+        before, figure = earlier.get(name), args.out / f"{name}-reliability.png"
+        if before and before.get("inputs") == inputs and figure.is_file():
+            row = next(r for r in json.loads((args.out / "runs.json").read_text()) if r["name"] == name)
+            print(f"{name}: figures kept (members' weights, data and settings unchanged)", flush=True)
+        else:
+            row = ensemble_row(name, [kept[m] for m in members], args.prepared, params, figure, args.cross)
+            row["scored"]["inputs"] = inputs
+        print(f"{name}: validation {row['val_accuracy']:.4f}, test {row['scored']['test']['accuracy']:.4f}", flush=True)
+        rows.append(row)
     if args.keep_rows and (args.out / "runs.json").is_file():
         names = {r["name"] for r in rows}
         rows = [r for r in json.loads((args.out / "runs.json").read_text()) if r["name"] not in names] + rows
