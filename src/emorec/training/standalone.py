@@ -4,7 +4,7 @@ neither TensorFlow, MLflow nor DVC. Runs the GPU profile and the recipe ablation
 
 The data travels as a *pack* (uint8 images and labels of the train and validation
 splits, xz-compressed): the test split never goes there, so nothing on that machine can
-choose by it. Weights come back and are scored on test here (`emorec.training.gpu_report`).
+choose by it. Weights come back and are scored on test here (`emorec.training.recipe_report`).
 
     python -m emorec.training.standalone plan.yaml --pack data/gpu/fer2013 --out OUT --budget 540
 
@@ -104,14 +104,15 @@ def epoch_clock(deadline: float | None):
     import keras
 
     class EpochClock(keras.callbacks.Callback):
-        seconds: list = []
-        stopped = False
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.stopped, self._start = [], False, 0.0
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.time()
 
         def on_epoch_end(self, epoch, logs=None):
-            self.seconds = [*self.seconds, round(time.time() - self._start, 3)]
+            self.seconds.append(round(time.time() - self._start, 3))
             if deadline is not None and time.time() + max(self.seconds) > deadline:
                 self.stopped = True
                 self.model.stop_training = True
