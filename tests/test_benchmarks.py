@@ -176,3 +176,33 @@ def test_tta_accuracies_go_through_the_real_time_classifier(tmp_path):
     x, y = files.load_npz(prepared / "val.npz")["images"], files.load_npz(prepared / "val.npz")["labels"]
     flip = Classifier(str(tmp_path / "model.keras"), tta="flip").predict_faces(list(x))
     assert got["flip"]["validation"] == round(float((flip.argmax(1) == y).mean()), 4)
+
+
+def test_shrink_section_judges_the_90_fps_target_from_the_measured_rows(tmp_path):
+    _write(tmp_path, ours_fps=100.0, ours_acc=0.61, pipeline_ratio=0.95, noop_s=5.0)
+    text, _ = summarize.build(tmp_path, "yunet", CHAMPION)
+    assert "Real-time frames searched shrunk" not in text
+    wider = {"recall": 0.9, "found": 9, "faces_min_20px": 10, "false_positives": 1, "ms_per_image": 40.0}
+    labelled = {"face_px": 96, "faces": 100, "found": 90, "accuracy": 0.6, "macro_f1": 0.55}
+    scale = {"machine": MACHINE, "limit": 50, "detector": "yunet", "min_face": 20, "model": "m", "videos": [],
+             "rows": [{"smallest_face": None, "wider": wider, "labelled": [labelled]},
+                      {"smallest_face": 10, "wider": {**wider, "ms_per_image": 10.0},
+                       "labelled": [{**labelled, "found": 70, "box_iou_with_full_size": {"mean": 0.85, "p10": 0.7},
+                                     "both_found": {"n": 60, "accuracy_full_size": 0.61, "accuracy_shrunk": 0.6}}]}]}
+    (tmp_path / "detect_scale.json").write_text(json.dumps(scale))
+
+    def fps_file(on, off):
+        rows = [{"setting": s, "fps": f, "ms_per_frame": {"detect": d}} for s, f, d in
+                (("-", on, 5.0), ("shrink_frames=false", off, 12.0))]
+        (tmp_path / "shrink_fps.json").write_text(json.dumps({"machine": MACHINE, "command": "c", "runs": [
+            {"video": "webcam_640x480_one_face.mp4", "repeats": 3, "rows": rows}]}))
+
+    fps_file(124.5, 64.3)
+    text, targets = summarize.build(tmp_path, "yunet", CHAMPION)
+    assert "## 11. Real-time frames searched shrunk" in text
+    assert "| shrunk, smallest_face 10 | 96 | 70 / 100 | 0.850 / 0.700 | 0.6000 | 0.5500 | 0.6100 / 0.6000 (60 faces) |" in text
+    assert "| webcam_640x480_one_face.mp4 | 124.5 | 64.3 | 5.00 / 12.00 |" in text
+    assert [t[2] for t in targets if t[0].startswith(">= 90 FPS")] == [True]
+    fps_file(85.0, 60.0)
+    _, targets = summarize.build(tmp_path, "yunet", CHAMPION)
+    assert [t[2] for t in targets if t[0].startswith(">= 90 FPS")] == [False]

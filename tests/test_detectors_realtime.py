@@ -59,6 +59,102 @@ def test_detectors_find_real_faces(name, settings, min_found):
         assert all(f.landmarks is not None and f.landmarks.shape == (5, 2) for f in faces)
 
 
+class _Records:
+    """A fake detector that records the size of what it searched, with one face a quarter in."""
+
+    def __init__(self, smallest_face=None):
+        self.seen, self.smallest_face = [], smallest_face
+
+    def detect(self, frame):
+        self.seen.append(frame.shape[:2])
+        h, w = frame.shape[:2]
+        return [detectors.Face(np.array([w / 4, h / 4, w / 2, h / 2], float), 0.9, np.full((5, 2), w / 4))]
+
+
+@pytest.mark.parametrize("smallest,min_face,max_side,expected", [
+    (10, 20, 1920, 0.5),        # a 20 px face searched at 10 px
+    (10, 40, 1920, 0.25),
+    (10, 8, 1920, 1.0),         # faces smaller than the detector finds: never enlarged
+    (10, 20, 160, 0.25),        # the long-side cap wins when it shrinks more
+    (None, 20, 1920, 1.0),      # no smallest face declared (or a photo): full size
+    (10, 0, None, 1.0),
+])
+def test_search_scale_shrinks_until_the_smallest_classified_face_is_the_detectors_smallest(
+        smallest, min_face, max_side, expected):
+    assert detectors.search_scale(480, 640, max_side, min_face, smallest) == pytest.approx(expected)
+
+
+def test_real_time_frames_are_searched_shrunk_and_photos_at_full_size():
+    from emorec.inference.classifier import Classifier
+
+    det = _Records(smallest_face=10)
+    rec = EmotionRecognizer.from_parts(det, Classifier.__new__(Classifier), min_face=20)
+    faces = rec.detect(np.zeros((480, 640, 3), np.uint8), shrink=True)
+    assert det.seen == [(240, 320)]
+    np.testing.assert_allclose(faces[0].box, [160, 120, 320, 240])
+    np.testing.assert_allclose(faces[0].landmarks, np.full((5, 2), 160))
+    rec.detect(np.zeros((480, 640, 3), np.uint8))                  # a photo
+    assert det.seen[-1] == (480, 640)
+    rec.min_face = 10                                              # as small as the detector finds
+    rec.detect(np.zeros((480, 640, 3), np.uint8), shrink=True)
+    assert det.seen[-1] == (480, 640)
+
+
+def test_the_loop_shrinks_frames_unless_told_not_to(tmp_path):
+    from emorec.inference.classifier import Classifier
+
+    class Uniform(Classifier):
+        classes = ("a", "b")
+
+        def __init__(self):
+            pass
+
+        def predict_faces(self, crops):
+            return np.full((len(crops), 2), 0.5, np.float32)
+
+    from emorec.inference.media import Source
+
+    for shrink, seen in ((True, (240, 320)), (False, (480, 640))):
+        det = _Records(smallest_face=10)
+        frames = Source(iter([(i, i / 30, np.zeros((480, 640, 3), np.uint8)) for i in range(3)]),
+                        30.0, (640, 480), 3, "video")
+        realtime.run(frames, EmotionRecognizer.from_parts(det, Uniform(), min_face=20),
+                     realtime.InferConfig(shrink_frames=shrink, threaded_io=False), tmp_path / str(shrink),
+                     progress=False)
+        assert det.seen == [seen] * 3
+
+
+@pytest.mark.parametrize("value", [0, 3, 2.5, "10", True])
+def test_a_bad_yunet_smallest_face_is_named(value):
+    with pytest.raises(EmorecError, match=r"detectors\.yunet\.smallest_face must be null or an integer"):
+        detectors.create("yunet", {"weights": "unused.onnx", "smallest_face": value})
+
+
+@pytest.mark.integration
+@needs_shared(VIDEO)
+def test_yunet_finds_the_webcam_face_as_well_in_a_half_size_frame():
+    det = detectors.create("yunet", {"weights": str(WEIGHTS / "face_detection_yunet.onnx")})
+    assert det.smallest_face == 10
+    cap = cv2.VideoCapture(str(VIDEO))
+    full_found = shrunk_found = 0
+    ious = []
+    for i in range(120):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i % 4:
+            continue
+        full = [f for f in det.detect(frame) if f.size >= 20]
+        shrunk = [f for f in detectors.Shrunk(det, 20).detect(frame) if f.size >= 20]
+        full_found, shrunk_found = full_found + len(full), shrunk_found + len(shrunk)
+        if full and shrunk and full[0].size >= 30:   # smaller boxes move more between the two
+            from emorec.inference.boxes import iou_matrix
+
+            ious.append(iou_matrix(np.array([full[0].box]), np.array([s.box for s in shrunk])).max())
+    assert full_found >= 10 and shrunk_found >= full_found - 1
+    assert len(ious) >= 8 and np.mean(ious) > 0.8 and min(ious) >= 0.5   # each still the same face (IoU >= 0.5)
+
+
 def test_retinaface_resnet_offline_path_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
     with pytest.raises(detectors.WeightsError, match=r"\.deepface/weights/retinaface\.h5 not found.*place"):

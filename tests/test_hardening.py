@@ -139,6 +139,17 @@ def test_a_bad_tta_in_params_is_named_before_any_model_loads():
         with pytest.raises(EmorecError, match=f"params.yaml infer.tta must be null, flip or ten, got {bad!r}"):
             check_options({"tta": bad})
 
+@pytest.mark.parametrize("key", ["shrink_frames", "threaded_io", "align", "show"])
+def test_an_infer_switch_that_is_not_true_or_false_is_named(key):
+    from emorec.stages.infer import check_options
+
+    check_options({key: True})
+    check_options({key: False})
+    for bad in ("yes", 1, None):
+        with pytest.raises(EmorecError, match=f"params.yaml infer.{key} must be true or false, got {bad!r}"):
+            check_options({key: bad})
+
+
 def test_relative_paths_are_relative_to_where_the_user_stands(tmp_path, model_file):
     here = REPO / "reports"   # a folder inside the project, not its root
     rel = os.path.relpath(model_file, here)

@@ -104,19 +104,17 @@ class EmotionRecognizer:
         return self.classifier.classes
 
     # -- the steps, for loops that time them -------------------------------------------
-    def detect(self, image_bgr: np.ndarray) -> list[detectors.Face]:
+    def detect(self, image_bgr: np.ndarray, shrink: bool = False) -> list[detectors.Face]:
         """Faces at least `min_face` pixels on their short side. An image whose long side is
         over `max_detect_side` is searched at that size (a 48-megapixel photo would take
-        seconds and gigabytes), and the boxes are mapped back to the original pixels."""
+        seconds and gigabytes). With `shrink` (the real-time loop's frames), it is shrunk
+        further, until faces of `min_face` pixels are the smallest the detector still finds
+        (its `smallest_face`): yunet searches a 640x480 webcam frame at 320x240. Boxes are
+        mapped back to the original pixels."""
         h, w = image_bgr.shape[:2]
-        scale = min(1.0, self.max_detect_side / max(h, w)) if self.max_detect_side else 1.0
-        if scale < 1.0:
-            small = cv2.resize(image_bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
-                               interpolation=cv2.INTER_AREA)
-            found = [detectors.Face(f.box / scale, f.score, None if f.landmarks is None else f.landmarks / scale)
-                     for f in self.detector.detect(small)]
-        else:
-            found = self.detector.detect(image_bgr)
+        smallest = getattr(self.detector, "smallest_face", None) if shrink else None
+        scale = detectors.search_scale(h, w, self.max_detect_side, self.min_face, smallest)
+        found = detectors.detect_scaled(self.detector, image_bgr, scale)
         return [f for f in found if f.size >= self.min_face]
 
     def crops(self, image_bgr: np.ndarray, faces: list) -> tuple[list[np.ndarray], list]:

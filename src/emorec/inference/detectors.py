@@ -41,6 +41,42 @@ class Face:
         return float(min(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
+def search_scale(height: int, width: int, max_side: int | None, min_face: float | None = None,
+                 smallest_face: int | None = None) -> float:
+    """How much to shrink an image before a detector searches it (1.0: not at all): to at
+    most `max_side` pixels on its long side and, given the `smallest_face` the detector
+    still finds, until faces of `min_face` pixels are that small."""
+    scale = min(1.0, max_side / max(height, width)) if max_side else 1.0
+    if smallest_face and min_face and min_face > smallest_face:
+        scale = min(scale, smallest_face / float(min_face))
+    return scale
+
+
+def detect_scaled(detector, image_bgr: np.ndarray, scale: float) -> list[Face]:
+    """`detector` on the image shrunk by `scale`, its boxes and landmarks mapped back."""
+    if scale >= 1.0:
+        return detector.detect(image_bgr)
+    h, w = image_bgr.shape[:2]
+    small = cv2.resize(image_bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
+                       interpolation=cv2.INTER_AREA)
+    return [Face(f.box / scale, f.score, None if f.landmarks is None else f.landmarks / scale)
+            for f in detector.detect(small)]
+
+
+class Shrunk:
+    """A detector searching each image shrunk as the real-time loop shrinks frames
+    (`search_scale` with the detector's `smallest_face`): what the detectors stage scores
+    beside the full-size search."""
+
+    def __init__(self, detector, min_face: float):
+        self.detector, self.min_face = detector, min_face
+
+    def detect(self, image_bgr: np.ndarray) -> list[Face]:
+        h, w = image_bgr.shape[:2]
+        scale = search_scale(h, w, None, self.min_face, getattr(self.detector, "smallest_face", None))
+        return detect_scaled(self.detector, image_bgr, scale)
+
+
 def resolve_weights(path: str | os.PathLike | None, what: str, url: str | None = None,
                     sha256: str | None = None, allow_download: bool = False,
                     root: Path | None = None) -> Path:
@@ -101,13 +137,23 @@ class HaarDetector(Detector):
 
 @DETECTORS.named
 class YuNetDetector(Detector):
-    """OpenCV's YuNet (cv2.FaceDetectorYN): fast CNN detector with 5 landmarks."""
+    """OpenCV's YuNet (cv2.FaceDetectorYN): fast CNN detector with 5 landmarks.
+
+    Its cost grows with the pixels it searches, and in real footage it still finds faces of
+    about 10 px: `smallest_face` lets the real-time loop shrink each frame until the smallest
+    face it classifies (`infer.min_face`) is that size (a 640x480 frame searched at 320x240;
+    benchmarks/detect_scale.py, reports/detectors.md). Photos are searched at full size."""
 
     name = "yunet"
 
     def __init__(self, weights: str, score_threshold: float = 0.6, nms_threshold: float = 0.3,
                  top_k: int = 5000, url: str | None = None, sha256: str | None = None,
-                 allow_download: bool = False, root: Path | None = None, **_):
+                 allow_download: bool = False, root: Path | None = None, smallest_face: int | None = 10, **_):
+        if smallest_face is not None and (isinstance(smallest_face, bool) or not isinstance(smallest_face, int)
+                                          or smallest_face < 4):
+            raise EmorecError(f"detectors.yunet.smallest_face must be null or an integer of at least 4 "
+                              f"(pixels), got {smallest_face!r}")
+        self.smallest_face = smallest_face
         path = resolve_weights(weights, "yunet", url, sha256, allow_download, root)
         try:
             self.model = cv2.FaceDetectorYN.create(str(path), "", (320, 320), score_threshold,

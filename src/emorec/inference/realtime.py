@@ -33,6 +33,7 @@ class InferConfig:
     show: bool = False
     max_frames: int | None = None
     threaded_io: bool = True      # decode ahead and encode the video on background threads
+    shrink_frames: bool = True    # search frames shrunk to the detector's smallest_face (EmotionRecognizer.detect)
 
 
 def run(source: Source, recognizer, cfg: InferConfig, out_dir: Path, progress: bool = True) -> dict:
@@ -72,7 +73,7 @@ def run(source: Source, recognizer, cfg: InferConfig, out_dir: Path, progress: b
             timings["decode"] += time.perf_counter() - tick
             t0 = time.perf_counter()
             if index % max(cfg.detect_every, 1) == 0 or not last_faces:
-                faces = recognizer.detect(frame)
+                faces = recognizer.detect(frame, shrink=cfg.shrink_frames)
                 counts["detector_runs"] += 1
             else:  # between detections, the live tracks' last boxes stand in
                 from emorec.inference.detectors import Face

@@ -31,10 +31,16 @@ RULES = {
 }
 
 
+SWITCHES = ("align", "show", "threaded_io", "shrink_frames")   # true or false, nothing else
+
+
 def check_options(cfg: dict, flags: dict[str, str] | None = None) -> None:
     """Every infer setting checked before anything loads; `flags` maps a key to the flag
     the user typed (`--margin`), else the message names params.yaml."""
     flags = flags or {}
+    for key in SWITCHES:
+        if key in cfg and not isinstance(cfg[key], bool):
+            raise EmorecError(f"{flags.get(key, f'params.yaml infer.{key}')} must be true or false, got {cfg[key]!r}")
     for key, (ok, what) in RULES.items():
         if key in cfg and (isinstance(cfg[key], bool) or not ok(cfg[key])):
             where = flags.get(key, f"params.yaml infer.{key}")

@@ -86,7 +86,10 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
     from emorec.serving.service_model import SERVING_KEYS
 
     infer = section(params, "infer")
-    tags["serving_config"] = json.dumps({k: infer.get(k) for k in ("detector", *SERVING_KEYS)}, sort_keys=True)
+    detector_settings = {k: v for k, v in (section(params, "detectors").get(infer.get("detector")) or {}).items()
+                         if k not in ("weights", "url", "allow_download", "sha256")}
+    tags["serving_config"] = json.dumps({**{k: infer.get(k) for k in ("detector", *SERVING_KEYS)},
+                                         "detector_settings": detector_settings}, sort_keys=True)
     decision = registry.register_and_maybe_promote(
         dataset=dataset, run={**meta, "model_uri": service_uri}, tags=tags, metric=metric, margin=float(cfg.get("margin", 0.0)),
         lock_path=registry.lock_file_for(paths.root), score_champion_on_candidate_data=champion_score,
