@@ -537,3 +537,20 @@ def test_recipe_report_scores_an_ensemble_of_runs_as_one_row(tmp_path, capsys):
     capsys.readouterr()
     assert recipe_report.main([*report, "--ensemble", "both=seed1,seed2", "--reuse"]) == 0
     assert "both: figures kept" in capsys.readouterr().out
+
+
+def test_every_committed_plan_resolves_against_the_committed_params():
+    """A plan in benchmarks/recipe/ is what a lent GPU call runs blind: each run's settings must
+    resolve (known fields, unique names) before any device time is spent on it."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    plans = sorted((REPO / "benchmarks" / "recipe").glob("*.yaml"))
+    assert len(plans) >= 10
+    for path in plans:
+        plan = yaml.safe_load(path.read_text())
+        names = [run["name"] for run in plan]
+        assert len(names) == len(set(names)), path.name
+        for run in plan:
+            cfg, _ = standalone.config_for(params, run["model"], run.get("scope", "gpu"), int(run.get("seed", params["seed"])),
+                                run.get("dataset", "fer2013"), run.get("set") or {})
+            assert cfg.epochs >= 1, (path.name, run["name"])
+            assert set(run.get("teacher") or {"targets": 1, "weight": 1}) == {"targets", "weight"}, run["name"]
