@@ -139,6 +139,16 @@ def test_a_bad_tta_in_params_is_named_before_any_model_loads():
         with pytest.raises(EmorecError, match=f"params.yaml infer.tta must be null, flip or ten, got {bad!r}"):
             check_options({"tta": bad})
 
+@needs_shared(VIDEO)
+def test_full_frames_flag_turns_the_shrunk_search_off(tmp_path, model_file):
+    for extra, expected in (([], True), (["--full-frames"], False)):
+        out = tmp_path / str(expected)
+        result = emorec("infer", str(VIDEO), "--model", str(model_file), "--max-frames", "10", "--out", str(out),
+                        *extra)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert json.loads((out / "summary.json").read_text())["shrink_frames"] is expected
+
+
 @pytest.mark.parametrize("key", ["shrink_frames", "threaded_io", "align", "show"])
 def test_an_infer_switch_that_is_not_true_or_false_is_named(key):
     from emorec.stages.infer import check_options

@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=["flip", "ten"], help="average test-time views of each face (slower; "
                    "reports/benchmarks.md gives its FPS and accuracy)")
     p.add_argument("--show", action="store_true", default=None, help="live window (only when a display exists)")
+    p.add_argument("--full-frames", action="store_false", default=None, dest="shrink_frames",
+                   help="search video frames at full size (slower; by default they are shrunk until "
+                        "--min-face faces are the smallest the detector finds: infer.shrink_frames)")
     p = sub.add_parser("grid", help="list the runs of a profile; --write puts them in grid.yaml for dvc.yaml",
                        description="The runs a profile trains (grid.profile in params.yaml, or --profile). "
                                    "`--write` regenerates grid.yaml, which dvc.yaml iterates over; `--json` "
@@ -265,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage("infer")(_here(args.source), _here(args.model), args.detector, _here(args.out), overrides={
                 "detect_every": args.detect_every, "ema": args.ema, "margin": args.margin,
                 "align": args.align, "max_frames": args.max_frames, "show": args.show,
-                "min_face": args.min_face, "tta": args.tta},
+                "min_face": args.min_face, "tta": args.tta, "shrink_frames": args.shrink_frames},
                 flags={k: v for k, v in INFER_FLAGS.items() if k in typed})
         elif args.command in ("register", "export"):
             stage(args.command)(args.dataset)

@@ -111,7 +111,8 @@ def run(source: str | None = None, model: str | None = None, detector: str | Non
     run_cfg = realtime.InferConfig(**{k: v for k, v in cfg.items() if k in known})
     with _sigterm_as_interrupt():
         summary = realtime.run(realtime.open_source(source), recognizer, run_cfg, out, progress)
-    summary.update({"source": configured_source, "model": model, "detector": name, "tta": cfg.get("tta")})
+    summary.update({"source": configured_source, "model": model, "detector": name, "tta": cfg.get("tta"),
+                    "shrink_frames": run_cfg.shrink_frames})
     files.write_json(out / "summary.json", summary)
     print(f"{summary['frames']} frames, {summary['faces_classified']} faces, {summary['tracks']} tracks, "
           f"{summary['fps']} FPS end to end ({name} detector) -> {out}")
