@@ -83,6 +83,14 @@ def requirements() -> list[str]:
     return pins
 
 
+def serving_config(detector: str, detector_settings: dict | None, infer: dict) -> dict:
+    """What the served pyfunc carries besides its files: the detector, its settings (paths
+    and download switches left out: the weights travel as an artifact) and the crop keys.
+    `register` tags it on every version to tell a re-packaged champion from an unchanged one."""
+    settings = {k: v for k, v in (detector_settings or {}).items() if k not in ("weights", "url", "allow_download")}
+    return {"detector": detector, "detector_settings": settings, **{k: infer[k] for k in SERVING_KEYS if k in infer}}
+
+
 def log_service_model(keras_file: Path, spec: dict, detector: str, detector_settings: dict, *,
                       infer: dict, name: str = "service"):
     """Log the pyfunc (detector inside) to the active MLflow run; returns its ModelInfo.
@@ -97,7 +105,6 @@ def log_service_model(keras_file: Path, spec: dict, detector: str, detector_sett
 
     from emorec import files
 
-    settings = {k: v for k, v in (detector_settings or {}).items() if k not in ("weights", "url", "allow_download")}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         artifacts = {"keras_model": str(keras_file)}
@@ -106,8 +113,7 @@ def log_service_model(keras_file: Path, spec: dict, detector: str, detector_sett
         weights = (detector_settings or {}).get("weights")
         if weights:
             artifacts["detector_weights"] = str(weights)
-        config = {"detector": detector, "detector_settings": settings,
-                  **{k: infer[k] for k in SERVING_KEYS if k in infer}}
+        config = serving_config(detector, detector_settings, infer)
         return mlflow.pyfunc.log_model(
             name=name, python_model=str(ENTRY), artifacts=artifacts, model_config=config,
             code_paths=[str(PACKAGE)], pip_requirements=requirements(),

@@ -83,13 +83,11 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
     service_uri = _log_service_model(params, paths, meta, paths.model_dir(dataset, model, balance),
                                      (record.get("calibration") or {}).get("temperature"))
     tags["keras_model_uri"] = meta["model_uri"]
-    from emorec.serving.service_model import SERVING_KEYS
+    from emorec.serving.service_model import serving_config
 
     infer = section(params, "infer")
-    detector_settings = {k: v for k, v in (section(params, "detectors").get(infer.get("detector")) or {}).items()
-                         if k not in ("weights", "url", "allow_download", "sha256")}
-    tags["serving_config"] = json.dumps({**{k: infer.get(k) for k in ("detector", *SERVING_KEYS)},
-                                         "detector_settings": detector_settings}, sort_keys=True)
+    tags["serving_config"] = json.dumps(serving_config(
+        infer.get("detector"), section(params, "detectors").get(infer.get("detector")), infer), sort_keys=True)
     decision = registry.register_and_maybe_promote(
         dataset=dataset, run={**meta, "model_uri": service_uri}, tags=tags, metric=metric, margin=float(cfg.get("margin", 0.0)),
         lock_path=registry.lock_file_for(paths.root), score_champion_on_candidate_data=champion_score,
