@@ -1,7 +1,7 @@
 """The grid fanned out over workers, end to end on loopback, with the engines teams use:
 the team MLflow server (PostgreSQL), a folder as the shared DVC remote, and DVC's
 run-cache. Three worker clones train different runs of a tiny grid at the same time (one
-of them also the seeds study, which the report needs) and push with `dvc push --run-cache`;
+of them also the seeds study and the student distilled from it, which the report needs) and push with `dvc push --run-cache`;
 an aggregator clone then evaluates, reports and registers with `dvc repro --pull` and trains
 nothing."""
 
@@ -59,7 +59,7 @@ def test_three_workers_then_an_aggregator_that_trains_nothing(folder, tmp_path):
             clone = tmp_path / f"worker{i}"
             sandbox.git(["clone", "-q", str(origin), str(clone)], tmp_path, env)
             worker_env = {**sandbox.clean_env(clone), "MLFLOW_TRACKING_URI": url}
-            targets = [f"train@{name}" for name in runs[i::3]] + (["seeds"] if i == 0 else [])
+            targets = [f"train@{name}" for name in runs[i::3]] + (["seeds", "distill"] if i == 0 else [])
             script = f"{dvc} repro {' '.join(targets)} && {dvc} push --run-cache"
             workers.append((clone, subprocess.Popen(["bash", "-c", script], cwd=clone, env=worker_env,
                                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
@@ -76,7 +76,8 @@ def test_three_workers_then_an_aggregator_that_trains_nothing(folder, tmp_path):
         trained = re.findall(r"Running stage '(train@[^']+)'", out)
         restored = re.findall(r"Stage '(train@[^']+)' is cached", out)
         assert trained == [] and sorted(restored) == sorted(f"train@{r}" for r in runs), out[-3000:]
-        assert "Running stage 'seeds'" not in out and "Stage 'seeds' is cached" in out, out[-3000:]
+        for study in ("seeds", "distill"):
+            assert f"Running stage '{study}'" not in out and f"Stage '{study}' is cached" in out, out[-3000:]
         assert "## Noise over seeds" in (aggregator / "reports" / "results.md").read_text()
         for name in runs:
             assert (aggregator / "metrics" / f"{name}.json").exists()
@@ -84,7 +85,8 @@ def test_three_workers_then_an_aggregator_that_trains_nothing(folder, tmp_path):
         client = MlflowClient(url)
         experiment = client.get_experiment_by_name("emorec")
         logged = client.search_runs([experiment.experiment_id], max_results=100)
-        study = ["seeds-fer2013-cnn-plain", "fer2013-cnn-plain-seed7"]   # the seeds study's parent and its run
+        # the seeds study's parent and its run, and the student distilled from them
+        study = ["seeds-fer2013-cnn-plain", "fer2013-cnn-plain-seed7", "fer2013-cnn-distilled"]
         assert sorted(r.info.run_name for r in logged) == sorted(runs + study)   # every run, none lost, none twice
         assert all(r.info.status == "FINISHED" for r in logged)
         versions = client.search_model_versions("name = 'emorec-fer2013'")

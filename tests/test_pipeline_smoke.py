@@ -45,6 +45,8 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
                 "reports/export/fer2013.md", "models/export/fer2013/model.onnx", "reports/detectors.md",
                 "reports/infer/video.mp4", "reports/infer/frames.jsonl", "reports/infer/timeline.png",
                 "reports/crossval/crossval.md", "metrics/crossval.json", "reports/seeds/seeds.md",
+                "reports/distill/distill.json", "reports/distill/reliability.png",
+                "models/fer2013/cnn-distilled/model.keras", "models/fer2013/cnn-distilled/training/history.csv",
                 "reports/cross_dataset.md", "reports/explain/fer2013-cnn-plain/gradcam.png",
                 "reports/explain/affectnet_pca-custom_mobilenet-plain/feature_maps.png",
                 "reports/combine.json", "metrics/combined-cnn-plain.json", "reports/evaluation/combined-cnn-plain/reliability.png"):
@@ -54,6 +56,9 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     results = (work / "reports" / "results.md").read_text()
     assert "**Needs the rafdb data**" in results
     assert "| fer2013-cnn-plain | " in results[results.index("## Noise over seeds"):]   # the seeds study's mean +- std
+    assert "| fer2013-cnn-distilled | " in results[results.index("## Distilled from the seeds ensemble"):]
+    candidates = [c["run"] for c in registry["candidates"]]
+    assert "fer2013-cnn-distilled" in candidates and "fer2013-cnn-plain" in candidates   # validation decides
     again = _sh([dvc, "repro"], work, env)
     assert "Data and pipelines are up to date" in again.stdout
     # one dataset's own training settings re-run that dataset's trainings, not the others'
@@ -72,11 +77,11 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     with sqlite3.connect(work / "mlflow.db") as db:
         runs = db.execute("select count(*) from runs").fetchone()[0]
         models = db.execute("select count(*) from logged_models").fetchone()[0]
-    # grid runs, plus the studies: crossval parent + 2 folds, seeds parent + 1 extra seed;
-    # logged models: one per trained run and study fit, plus the served pyfunc `register`
-    # logs for each dataset it registers
+    # grid runs, plus the studies: crossval parent + 2 folds, seeds parent + 1 extra seed, the
+    # distilled student; logged models: one per trained run and study fit, plus the served
+    # pyfunc `register` logs for each dataset it registers
     registered = [p for p in (work / "reports" / "registry").glob("*.json") if "skipped" not in json.loads(p.read_text())]
-    assert runs == len(trained) + 3 + 2 and models == len(trained) + 2 + 1 + len(registered)
+    assert runs == len(trained) + 3 + 2 + 1 and models == len(trained) + 2 + 1 + 1 + len(registered)
     assert len(registered) == 3   # fer2013, affectnet_pca and combined; rafdb has no data
     combined = json.loads((work / "reports" / "evaluation" / "combined-cnn-plain" / "evaluation.json").read_text())
     assert set(combined["subsets"]) >= {"fer2013", "affectnet", "PrivateTest"}   # each source's own test faces

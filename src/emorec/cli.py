@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("report", help="write reports/results.md beside the paper's numbers")
     for name, text in (("crossval", "stratified k-fold cross-validation (params: crossval)"),
                        ("seeds", "re-train chosen grid cells with more seeds (params: seeds)"),
+                       ("distill", "train one student towards the seeds study's ensemble (params: distill)"),
                        ("cross_dataset", "score grid models on another dataset's test split"),
                        ("explain", "Grad-CAM and feature maps for chosen grid models")):
         sub.add_parser(name, help=text)
@@ -219,7 +220,7 @@ def _grid_command(args) -> None:
 INFER_FLAGS = {"detect_every": "--detect-every", "ema": "--ema", "margin": "--margin",
                "max_frames": "--max-frames", "model": "--model", "detector": "--detector", "out": "--out",
                "min_face": "--min-face", "tta": "--tta"}
-QUIET_COMMANDS = {"train", "evaluate", "infer", "register", "export", "crossval", "seeds",
+QUIET_COMMANDS = {"train", "evaluate", "infer", "register", "export", "crossval", "seeds", "distill",
                   "cross_dataset", "explain", "detectors", "quickstart", "serve"}
 
 
@@ -261,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage(args.command)(args.dataset)
         elif args.command in ("train", "evaluate"):
             stage(args.command)(args.dataset, args.model, args.balance)
-        elif args.command in ("report", "crossval", "seeds", "cross_dataset", "explain"):
+        elif args.command in ("report", "crossval", "seeds", "distill", "cross_dataset", "explain"):
             stage(args.command)()
         elif args.command == "infer":
             typed = {k for k in INFER_FLAGS if getattr(args, k, None) is not None}

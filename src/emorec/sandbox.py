@@ -56,6 +56,7 @@ def tiny_params(params: dict, shared: Path, per_class: int = 30) -> dict:
     params["crossval"].update({"folds": 2, "epochs": 1, "max_images": 60})
     params["seeds"]["values"] = [params["seed"], 7]
     params["seeds"].update({"dataset": "fer2013", "model": "cnn", "balance": "plain"})
+    params["distill"]["epochs"] = 1
     params["explain"]["per_class"] = 1
     params["train_overrides"] = dict.fromkeys(params["train_overrides"])   # keys kept: dvc.yaml names them
     params["export"].update({"parity_images": 100, "latency_runs": 5,

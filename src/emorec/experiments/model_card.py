@@ -44,7 +44,9 @@ def write_model_card(path: Path, decision, record: dict, meta: dict, tags: dict)
         "## What it is",
         "",
         f"- Architecture: `{prov['model']}` ({'class-balanced' if prov['balance'] == 'balanced' else 'plain'} "
-        f"training set), weights: {meta['weights']}, best of {prov['epochs_run']} epochs "
+        f"training set"
+        + (f"; trained towards the soft targets of an ensemble of {len(meta['distilled_from'])} models"
+           if meta.get("distilled_from") else "") + f"), weights: {meta['weights']}, best of {prov['epochs_run']} epochs "
         f"(epoch {prov['best_epoch']}), seed {prov['seed']}.",
         f"- Input: {spec['size']}x{spec['size']} pixels, {spec['channels']} channel(s), scaled to [0, 1]; "
         f"classes: {', '.join(spec['classes'])}.",

@@ -42,6 +42,7 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
         if not record.exists():
             raise EmorecError(f"{record}: missing; run the evaluate stage before register")
         candidates.append((meta, files.read_json(record), model, balance))
+    candidates += distilled_candidates(params, paths, dataset)
     if not candidates:
         reason = prepared.missing_reason(paths.prepared(dataset)) or f"no trained runs for {dataset}"
         files.write_json(out, {"dataset": dataset, "skipped": reason})
@@ -101,6 +102,20 @@ def run(dataset: str, params: dict | None = None, root: Path | None = None) -> P
           f"(val {metric} {decision.candidate_score:.4f}); "
           + ("champion" if decision.promoted else "challenger") + f": {decision.reason}")
     return out
+
+
+def distilled_candidates(params: dict, paths: Paths, dataset: str) -> list[tuple]:
+    """The `distill` stage's student, when it learned from this dataset: one more candidate,
+    chosen or not by the same validation metric as the grid's runs."""
+    from emorec.stages import distill
+
+    student_dataset, model, _ = distill.student_of(params)
+    folder, record = distill.model_dir(paths, params), distill.record_path(paths)
+    if student_dataset != dataset:
+        return []
+    if not (folder / "run.json").is_file() or not record.is_file():
+        raise EmorecError(f"{folder} or {record}: missing; run the distill stage before register")
+    return [(files.read_json(folder / "run.json"), files.read_json(record), model, distill.TAG)]
 
 
 def _log_service_model(params: dict, paths: Paths, meta: dict, folder: Path, temperature: float | None) -> str:

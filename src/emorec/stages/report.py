@@ -8,6 +8,7 @@ from pathlib import Path
 from emorec import files, grid, runs
 from emorec.config import Paths, load_params, project_root, section
 from emorec.errors import EmorecError
+from emorec.stages import distill_summary
 
 
 def run(params: dict | None = None, root: Path | None = None) -> Path:
@@ -30,8 +31,12 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
     seeds_json = paths.root / "reports" / "seeds" / "seeds.json"
     if not seeds_json.is_file():
         raise EmorecError(f"{seeds_json}: missing; run the seeds stage first (dvc repro seeds)")
+    distill_json = distill_summary.record_path(paths.root)
+    if not distill_json.is_file():
+        raise EmorecError(f"{distill_json}: missing; run the distill stage first (dvc repro distill)")
     out = paths.root / "reports" / "results.md"
-    files.write_text(out, report.comparison_markdown(rows, files.read_json(seeds_json)))
+    files.write_text(out, report.comparison_markdown(rows, files.read_json(seeds_json)) + "\n"
+                     + "\n".join(distill_summary.section(files.read_json(distill_json))))
     cv = params.get("crossval") or {}
     studies = {"crossval": f"{cv.get('model')} on {cv.get('dataset')}, k = {cv.get('folds')}",
                "explain": [paths.run_name(*grid.Run.parse(r)) for r in (params.get("explain") or {}).get("runs", [])]}

@@ -200,6 +200,7 @@ def train_one(run: dict, params: dict, data: dict, out: Path, deadline: float | 
         "params_total": int(model.count_params()), "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
         "best_epoch": int(np.argmax(accs)) + 1, "epochs": cfg.epochs, "epochs_run": len(accs), "val_accuracy_per_epoch": accs,
         "epoch_seconds": clock.seconds, "stopped_by_deadline": clock.stopped,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items() if k != "learning_rate"},
         "seconds": round(seconds, 1), "images_per_second": round(len(y_tr) * len(accs) / seconds, 1),
         "hardware": hardware(), "keras": keras.__version__, "input_spec": spec.to_dict(),
     }
