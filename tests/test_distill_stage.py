@@ -119,3 +119,7 @@ def test_register_offers_the_student_to_its_own_dataset_only(tmp_path):
     assert meta["val_metrics"]["macro_f1"] == 0.64 and evaluation["provenance"]["run_name"] == "fer2013-cnn-distilled"
     assert (model, tag) == ("cnn", "distilled")
     assert paths.model_dir("fer2013", model, tag) == folder     # the registry and exports find its folder
+    skipped = {"run": "fer2013-cnn-distilled", "skipped": "needs the fer2013 data"}
+    distill.record_path(paths).write_text(json.dumps(skipped))     # no student: nothing to offer
+    assert register_stage.distilled_candidates(params, paths, "fer2013") == []
+    assert "| fer2013-cnn-distilled | needs data: needs the fer2013 data |" in distill_summary.markdown(skipped)

@@ -10,7 +10,7 @@ from conftest import REPO, fer_records, write_image_zip
 
 from emorec import files
 from emorec.errors import EmorecError
-from emorec.stages import evaluate, fetch, pca, prepare, report, seeds, train, validate
+from emorec.stages import distill, evaluate, fetch, pca, prepare, report, seeds, train, validate
 
 
 @pytest.fixture
@@ -86,7 +86,19 @@ def test_pipeline_functions_log_a_complete_mlflow_run(tiny_project):
     assert reused["macro_f1"] == pytest.approx(evaluation["test"]["macro_f1"])
     assert evaluation["subsets"] and reused["subsets"] == evaluation["subsets"]   # PrivateTest, PublicTest
     assert reused["run_id"] == meta["run_id"] and len(study["runs"]) == 2
+    # the student distilled from the study's two members: a grid run's folder and record
+    params["distill"]["epochs"] = 1
+    distill.run(params, root)
+    student = files.read_json(root / "models" / "fer2013" / "cnn-distilled" / "run.json")
+    record = files.read_json(root / "reports" / "distill" / "distill.json")
+    assert record["teacher"]["members"] == [str(root / "models" / "fer2013" / "cnn-balanced" / "model.keras"),
+                                            f"runs:/{study['runs'][1]['run_id']}/model"]
+    assert record["provenance"]["mlflow_run_id"] == student["run_id"] and record["provenance"]["epochs_run"] == 1
+    assert {"calibration", "subsets", "test", "validation"} <= set(record)
+    assert mlflow.get_run(student["run_id"]).data.tags["study"] == "distill"
+    assert (root / "models" / "fer2013" / "cnn-distilled" / "training" / "curves.png").is_file()
     report.run(params, root)
+    assert "| fer2013-cnn-distilled | " in (root / "reports" / "results.md").read_text()
     text = (root / "reports" / "results.md").read_text()
     assert "0.62" in text  # the paper's Table X CNN figure stands beside ours
     noise = text[text.index("## Noise over seeds"):text.index("## Provenance")]
@@ -115,10 +127,13 @@ def test_missing_optional_dataset_is_reported_through_every_stage(tiny_project):
         train.run("rafdb", "cnn", "plain", params, root)
     params["seeds"].update({"dataset": "rafdb", "model": "cnn", "balance": "plain"})
     seeds.run(params, root)   # its study needs the same data: it says so rather than fail
+    distill.run(params, root)  # and so does the student it would teach
+    assert "not_trained.json" in {f.name for f in (root / "models" / "rafdb" / "cnn-distilled").iterdir()}
     report.run(params, root)
     text = (root / "reports" / "results.md").read_text()
     assert "**Needs the rafdb data**" in text and "0.81" in text  # the paper's RAF-DB figure
     assert "| rafdb-cnn-plain | needs data:" in text[text.index("## Noise over seeds"):]
+    assert "| rafdb-cnn-distilled | needs data:" in text[text.index("## Distilled from the seeds ensemble"):]
 
 
 def test_optional_flag_does_not_hide_a_missing_required_dataset(tiny_project):

@@ -104,8 +104,8 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
     grid.check_names(params, dataset, model_name, balance)
     reason = (prepared.missing_reason(paths.prepared(dataset))
               or runs.not_trained(params, paths.root, grid.Run(dataset, model_name, balance)))
-    if reason:
-        raise EmorecError(f"distill: the student's run {dataset}/{model_name}/{balance} is not trained ({reason})")
+    if reason:   # like the seeds study it learns from: it says so rather than fail
+        return _skipped(paths, params, f"{paths.run_name(dataset, model_name, balance)} is not trained: {reason}")
     seed = int(section(params, "seed"))
     run_name = paths.run_name(dataset, model_name, TAG)
     data_dir = paths.prepared(dataset)
@@ -233,6 +233,21 @@ def _score_and_write(paths, params, cfg, student, predict, spec, result, teacher
         files.write_json(report_dir / "distill.json", record)
         files.write_text(report_dir / "distill.md", summary)
     print(summary)
+    return record_path(paths)
+
+
+def _skipped(paths: Paths, params: dict, reason: str) -> Path:
+    """No student: its folder says why (DVC needs the output), and so does its record."""
+    dataset, model_name, _ = student_of(params)
+    with files.atomic_path(model_dir(paths, params)) as folder:
+        folder.mkdir(parents=True)
+        files.write_json(folder / "not_trained.json", {"skipped": reason})
+    record = {"run": paths.run_name(dataset, model_name, TAG), "skipped": reason}
+    with files.atomic_path(record_path(paths).parent) as report_dir:
+        report_dir.mkdir(parents=True)
+        files.write_json(report_dir / "distill.json", record)
+        files.write_text(report_dir / "distill.md", distill_summary.markdown(record))
+    print(f"{record['run']}: skipped ({reason})")
     return record_path(paths)
 
 

@@ -12,6 +12,9 @@ def record_path(root: Path) -> Path:
 
 def section(record: dict) -> list[str]:
     """results.md's part: the student trained towards the seeds ensemble, scored like a grid run."""
+    if "skipped" in record:
+        return ["## Distilled from the seeds ensemble", "", f"| {record['run']} | needs data: {record['skipped']} |",
+                "|---|---|", ""]
     prov, teacher, test = record["provenance"], record["teacher"], record["test"]
     val, cal = record["validation"], record["calibration"]
     lines = ["## Distilled from the seeds ensemble", "",
