@@ -108,7 +108,7 @@ def test_register_offers_the_student_to_its_own_dataset_only(tmp_path):
     params["seeds"].update({"dataset": "fer2013", "model": "cnn", "balance": "plain"})
     paths = Paths(tmp_path)
     assert register_stage.distilled_candidates(params, paths, "affectnet_pca") == []
-    with pytest.raises(EmorecError, match="missing; run the distill stage before register"):
+    with pytest.raises(EmorecError, match="distill.json: missing; run the distill stage before register"):
         register_stage.distilled_candidates(params, paths, "fer2013")
     folder = distill.model_dir(paths, params)
     folder.mkdir(parents=True)

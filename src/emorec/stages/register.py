@@ -113,11 +113,14 @@ def distilled_candidates(params: dict, paths: Paths, dataset: str) -> list[tuple
     folder, record = distill.model_dir(paths, params), distill.record_path(paths)
     if student_dataset != dataset:
         return []
-    if record.is_file() and "skipped" in files.read_json(record):      # no student (its data is absent)
+    if not record.is_file():
+        raise EmorecError(f"{record}: missing; run the distill stage before register")
+    evaluation = files.read_json(record)
+    if "skipped" in evaluation:          # no student (its data is absent): nothing to offer
         return []
-    if not (folder / "run.json").is_file() or not record.is_file():
-        raise EmorecError(f"{folder} or {record}: missing; run the distill stage before register")
-    return [(files.read_json(folder / "run.json"), files.read_json(record), model, distill.TAG)]
+    if not (folder / "run.json").is_file():
+        raise EmorecError(f"{folder}: no trained student; run the distill stage before register")
+    return [(files.read_json(folder / "run.json"), evaluation, model, distill.TAG)]
 
 
 def _log_service_model(params: dict, paths: Paths, meta: dict, folder: Path, temperature: float | None) -> str:
