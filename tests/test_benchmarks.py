@@ -206,3 +206,36 @@ def test_shrink_section_judges_the_90_fps_target_from_the_measured_rows(tmp_path
     fps_file(85.0, 60.0)
     _, targets = summarize.build(tmp_path, "yunet", CHAMPION)
     assert [t[2] for t in targets if t[0].startswith(">= 90 FPS")] == [False]
+
+
+def test_prior_shift_tau_zero_keeps_the_model_and_tau_one_removes_a_learned_prior():
+    import numpy as np
+    import prior_shift
+
+    prior = prior_shift.training_prior(np.array([0] * 8 + [1] * 2), 2)       # 0.8 / 0.2
+    assert np.allclose(prior, [0.8, 0.2])
+    # a model that learned the prior: 0.7 / 0.3 for a face it cannot tell apart
+    probs = np.array([[0.7, 0.3], [0.95, 0.05]])
+    same = prior_shift.adjusted(probs, np.log(prior), 0.0)
+    assert np.allclose(same, probs) and np.allclose(same.sum(axis=1), 1.0)
+    removed = prior_shift.adjusted(probs, np.log(prior), 1.0)
+    assert removed[0].argmax() == 1                 # 0.7/0.8 < 0.3/0.2: the prior decided it
+    assert removed[1].argmax() == 0                 # evidence well beyond the prior stays
+    assert np.allclose(removed.sum(axis=1), 1.0)
+
+
+def test_prior_shift_scores_each_source_and_the_union_and_refuses_an_empty_class():
+    import numpy as np
+    import prior_shift
+    import pytest
+
+    probs = np.array([[0.6, 0.4], [0.6, 0.4], [0.1, 0.9], [0.9, 0.1]])
+    labels = np.array([1, 1, 1, 0])
+    sources = np.array(["a", "a", "b", "b"])
+    rows = prior_shift.validation_rows(probs, labels, sources, np.log([0.8, 0.2]), [0.0, 1.0], ("x", "y"))
+    assert [r["tau"] for r in rows] == [0.0, 1.0]
+    assert rows[0]["union"]["accuracy"] == 0.5 and rows[1]["union"]["accuracy"] == 1.0
+    assert rows[0]["a"] == {"accuracy": 0.0, "macro_f1": 0.0, "n": 2} and rows[1]["a"]["accuracy"] == 1.0
+    assert rows[1]["predicted_share"] == {"x": 0.25, "y": 0.75}
+    with pytest.raises(SystemExit, match="no training face"):
+        prior_shift.training_prior(np.array([0, 0]), 2)

@@ -154,6 +154,40 @@ def test_train_config_recipe_checks():
                                  "batch_augmentation": {"horizontal_flip": True}}, {}, 0)
     with pytest.raises(EmorecError, match="unknown key"):
         TrainConfig.from_params({**base, "batch_augmentation": {"flip": True}}, {}, 0)
+    with pytest.raises(EmorecError, match="mixed_precision must be.*'bfloat16'"):
+        TrainConfig.from_params({**base, "mixed_precision": "bfloat16"}, {}, 0)
+
+
+def test_precision_policy_keeps_the_old_switch_and_names_bfloat16():
+    assert [recipe.precision_policy(v) for v in (False, None, "float32")] == ["float32"] * 3
+    assert recipe.precision_policy(True) == recipe.precision_policy("mixed_float16") == "mixed_float16"
+    assert recipe.precision_policy("mixed_bfloat16") == "mixed_bfloat16"
+    for bad in (1, 0, "mixed_float8", "bf16"):
+        with pytest.raises(EmorecError, match="mixed_precision must be"):
+            recipe.precision_policy(bad)
+
+
+def test_standalone_run_trains_under_the_named_policy_and_restores_float32(tmp_path, monkeypatch):
+    import keras
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["models"]["cnn"]["cpu"]["arch"] = {**params["models"]["cnn"]["cpu"].get("arch", {}), **SMALL_CNN}
+    x, y = _bands(48)
+    data = {"train": (x, y), "val": (x[:24], y[:24]), "classes": ("a", "b", "c")}
+    seen, real_clock = [], standalone.epoch_clock
+
+    def spying_clock(deadline):             # the runner's own clock, noting the policy the fit runs under
+        clock = real_clock(deadline)
+        clock.on_train_begin = lambda logs=None: seen.append(keras.mixed_precision.global_policy().name)
+        return clock
+
+    monkeypatch.setattr(standalone, "epoch_clock", spying_clock)
+    run = {"name": "bf16", "model": "cnn", "scope": "cpu", "seed": 1,
+           "set": {"epochs": 1, "batch_size": 16, "mixed_precision": "mixed_bfloat16"}}
+    result = standalone.train_one(run, params, data, tmp_path)
+    assert seen == ["mixed_bfloat16"]
+    assert result["config"]["mixed_precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_gpu_scope_reads_the_models_gpu_block_and_its_arch():

@@ -199,7 +199,7 @@ def _score_and_write(paths, params, cfg, student, predict, spec, result, teacher
         "val_metrics": {k: val_metrics[k] for k in ("accuracy", "macro_f1", "n")},
         "best_epoch": result["best_epoch"], "epochs": result["epochs"], "epochs_run": result["epochs_run"],
         "train_seconds": result["seconds"], "n_train": int(len(y_tr)), "max_train_images": None,
-        "mixed_precision": bool(result["config"].get("mixed_precision")),
+        "mixed_precision": result["config"].get("mixed_precision", False),
         "distilled_from": members, "distill_weight": float(cfg["weight"]),
     }
     provenance = {

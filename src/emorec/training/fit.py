@@ -65,7 +65,7 @@ class TrainConfig:
     allow_download: bool = True          # fetch missing ImageNet weights (never at import time)
     cache_features: bool = True          # frozen backbone + no online augmentation: features once
     max_train_images: int | None = None  # seeded, class-stratified subsample (CPU budget)
-    mixed_precision: bool = False        # mixed_float16 (GPU runs)
+    mixed_precision: bool | str = False  # true: mixed_float16 (GPU runs); mixed_bfloat16 (bf16 CPUs)
     jit_compile: str | bool = "auto"     # XLA; Keras' own default is "auto"
     distribution: str | None = None      # data_parallel: every device of this machine
     verbose: int = 2
@@ -91,7 +91,7 @@ class TrainConfig:
             raise EmorecError(f"params.yaml: unknown optimizer {cfg.optimizer!r}; use one of {OPTIMIZERS}")
         if cfg.epochs < 1 or cfg.batch_size < 1:
             raise EmorecError("params.yaml: epochs and batch_size must be at least 1")
-        from emorec.training.recipe import BatchAugment
+        from emorec.training.recipe import BatchAugment, precision_policy
 
         if cfg.lr_schedule not in SCHEDULES:
             raise EmorecError(f"params.yaml: lr_schedule must be one of {SCHEDULES}, got {cfg.lr_schedule!r}")
@@ -101,6 +101,7 @@ class TrainConfig:
             raise EmorecError("params.yaml: online_augmentation and batch_augmentation are both set; "
                               "choose one (set the other to null)")
         BatchAugment.from_params(cfg.batch_augmentation)      # refuses unknown keys and bad ranges
+        precision_policy(cfg.mixed_precision)                 # refuses an unknown dtype policy
         if cfg.max_train_images is not None and cfg.max_train_images < 1:
             raise EmorecError("params.yaml: max_train_images must be null or at least 1")
         if cfg.lr_schedule and cfg.reduce_lr_patience:
@@ -207,9 +208,10 @@ def _train(
     from emorec.evaluation import metrics as evaluation
     from emorec.models import weights
     from emorec.reporting import plots
+    from emorec.training.recipe import precision_policy
 
     keras.utils.set_random_seed(cfg.seed)
-    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
+    keras.mixed_precision.set_global_policy(precision_policy(cfg.mixed_precision))
     keep = subsample(train_labels, cfg.max_train_images, cfg.seed)
     train_images, train_labels = train_images[keep], train_labels[keep]
     native = train_images.shape[1]
@@ -323,8 +325,7 @@ def _train(
                     "params_total": int(model.count_params()),
                     "train_data_fingerprint": fingerprint,
                     "val_metrics": {k: val_metrics[k] for k in ("accuracy", "macro_f1", "n")},
-                    "best_epoch": best_epoch,
-                    "epochs": cfg.epochs,
+                    "best_epoch": best_epoch, "epochs": cfg.epochs,
                     "epochs_run": epochs_run,
                     "train_seconds": round(seconds, 1),
                     "n_train": int(len(x_train)),

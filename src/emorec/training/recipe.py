@@ -227,3 +227,17 @@ def layer_classes() -> tuple:
     if not _CLASSES:
         _CLASSES.extend(_layer_classes())
     return tuple(_CLASSES)
+
+
+def precision_policy(value) -> str:
+    """The Keras dtype policy `train.mixed_precision` names: false (float32), true (mixed_float16,
+    for GPUs), or a policy by name. mixed_bfloat16 is for CPUs with bfloat16 instructions
+    (avx512_bf16, AMX); without them it halves training speed (reports/benchmarks/model_throughput.md)."""
+    if value is False or value is None or value == "float32":
+        return "float32"
+    if value is True or value == "mixed_float16":
+        return "mixed_float16"
+    if value == "mixed_bfloat16":
+        return "mixed_bfloat16"
+    raise EmorecError(f"params.yaml: mixed_precision must be false, true (mixed_float16) or mixed_bfloat16, "
+                      f"got {value!r}")

@@ -146,12 +146,12 @@ def train_one(run: dict, params: dict, data: dict, out: Path, deadline: float | 
     from emorec.evaluation.metrics import compute_metrics
     from emorec.training.distill import read_targets, soft_targets
     from emorec.training.fit import compile_for, ema_callbacks, stopping_callbacks
-    from emorec.training.recipe import BatchAugment, augmented
+    from emorec.training.recipe import BatchAugment, augmented, precision_policy
 
     cfg, arch = config_for(params, run["model"], run.get("scope", "gpu"), int(run.get("seed", params["seed"])),
                            run.get("dataset", "fer2013"), run.get("set") or {})
     keras.utils.set_random_seed(cfg.seed)
-    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
+    keras.mixed_precision.set_global_policy(precision_policy(cfg.mixed_precision))
     (x_tr, y_tr), (x_va, y_va), classes = data["train"], data["val"], data["classes"]
     spec = InputSpec(size=cfg.input_size or x_tr.shape[1], channels=x_tr.shape[-1], classes=classes)
     model = models.build(run["model"], (spec.size, spec.size, spec.channels), len(classes), **arch)
