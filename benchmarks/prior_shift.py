@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import ROOT, save  # noqa: E402
-from real_faces import LARGE, PHOTOS, VIDEO, video_frames  # noqa: E402
+from real_faces import LARGE, PHOTOS, VIDEO, detected, video_frames  # noqa: E402
 
 
 def adjusted(probs: np.ndarray, log_prior: np.ndarray, tau: float) -> np.ndarray:
@@ -72,11 +72,9 @@ def real_face_probs(recognizer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for name, images in (("photos", (cv2.imread(str(p)) for p in sorted(PHOTOS.rglob("*.jpg")))),
                          ("webcam_video", video_frames(VIDEO))):
         probs, sides = [], []
-        for image in images:
-            for face in recognizer.predict(image):
-                x1, y1, x2, y2 = face.box
-                probs.append([face.probabilities[c] for c in recognizer.classes])
-                sides.append(min(x2 - x1, y2 - y1))
+        for face, side in detected(recognizer, images):
+            probs.append([face.probabilities[c] for c in recognizer.classes])
+            sides.append(side)
         out[name] = (np.asarray(probs, np.float64).reshape(-1, len(recognizer.classes)), np.asarray(sides))
     return out
 

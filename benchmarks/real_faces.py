@@ -43,14 +43,17 @@ def shares(faces: list[tuple[str, float]], classes, min_side: float = 0) -> dict
     return {"n": len(kept), "share": {c: round(counts[c] / len(kept), 4) if kept else None for c in classes}}
 
 
-def faces_in(recognizer, images) -> list[tuple[str, float]]:
-    """(label, short side of the detected box) of every face the recognizer finds."""
-    found = []
+def detected(recognizer, images):
+    """Each face the recognizer finds in `images`, with the short side of its box."""
     for image in images:
         for face in recognizer.predict(image):
             x1, y1, x2, y2 = face.box
-            found.append((face.label, min(x2 - x1, y2 - y1)))
-    return found
+            yield face, min(x2 - x1, y2 - y1)
+
+
+def faces_in(recognizer, images) -> list[tuple[str, float]]:
+    """(label, short side of the detected box) of every face the recognizer finds."""
+    return [(face.label, side) for face, side in detected(recognizer, images)]
 
 
 def video_frames(path: Path):
