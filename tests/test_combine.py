@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from emorec import files, grid, runs
-from emorec.data.combine import CombineConfig, source_of
+from emorec.data.combine import CombineConfig, crop_centre, source_of
 from emorec.errors import EmorecError
 from emorec.evaluation import scoring
 from emorec.stages import combine
@@ -77,6 +77,53 @@ def test_combine_settings_are_checked():
         CombineConfig.from_params({"name": "c", "sources": ["a", "b"], "classes": ["joy"], "size": 48, "channels": 1})
     with pytest.raises(EmorecError, match="at least two"):
         CombineConfig.from_params({"name": "c", "sources": ["a"], "classes": ["sad"], "size": 48, "channels": 1})
+
+
+def _framed_faces(folder: Path, size: int, border: int):
+    """Every face a bright square on a black border `border` px wide: what survives a crop."""
+    for part in ("train", "train_balanced", "val", "test"):
+        data = dict(np.load(folder / f"{part}.npz"))
+        x = np.zeros_like(data["images"])
+        x[:, border:size - border, border:size - border] = 200
+        np.savez(folder / f"{part}.npz", **{**data, "images": x})
+
+
+def test_framing_crops_one_source_before_resizing_and_says_so(project):
+    root, params = project
+    _framed_faces(root / "data" / "prepared" / "affectnet", 96, 24)   # the middle half is the face
+    _framed_faces(root / "data" / "prepared" / "fer2013", 48, 12)
+    as_stored = {**params, "combine": {**params["combine"], "framing": {}}}
+    test = files.load_npz(combine.run(as_stored, root) / "test.npz")
+    affect = test["images"][source_of(test["source_id"]) == "affectnet"]
+    assert affect[:, 0, 0].max() == 0 and affect[:, 24, 24].min() == 200      # border kept
+    framed = {**params, "combine": {**params["combine"], "framing": {"affectnet": 0.5}}}
+    test = files.load_npz(combine.run(framed, root) / "test.npz")
+    sources = source_of(test["source_id"])
+    affect, fer = test["images"][sources == "affectnet"], test["images"][sources == "fer2013"]
+    assert affect.shape[1:] == (48, 48, 1) and affect.min() == 200          # the central half, filling 48 px
+    assert fer[:, 0, 0].max() == 0 and fer[:, 24, 24].min() == 200          # the other source untouched
+    assert files.read_json(root / "reports" / "combine.json")["framing"] == {"affectnet": 0.5}
+
+
+def test_crop_centre_keeps_the_middle_at_its_own_resolution():
+    faces = np.arange(2 * 10 * 10, dtype=np.uint8).reshape(2, 10, 10, 1)
+    assert crop_centre(faces, 1.0) is faces
+    middle = crop_centre(faces, 0.6)
+    assert middle.shape == (2, 6, 6, 1) and (middle == faces[:, 2:8, 2:8]).all()
+
+
+def test_framing_settings_are_checked():
+    base = {"name": "c", "sources": ["fer2013", "affectnet"], "classes": ["sad"], "size": 48, "channels": 1}
+    assert CombineConfig.from_params({**base, "framing": {"affectnet": 0.65}}).framing == {"affectnet": 0.65}
+    assert CombineConfig.from_params(base).framing == {}
+    for bad, message in (({"rafdb": 0.8}, r"combine.framing.rafdb: 'rafdb' is not one of combine.sources"),
+                         ({"affectnet": 0}, r"combine.framing.affectnet must be a fraction in \(0, 1\]"),
+                         ({"affectnet": 1.2}, r"combine.framing.affectnet must be a fraction"),
+                         ({"affectnet": True}, r"combine.framing.affectnet must be a fraction"),
+                         ({"affectnet": "0.65"}, r"combine.framing.affectnet must be a fraction"),
+                         ([0.65], r"combine.framing must map a source")):
+        with pytest.raises(EmorecError, match=message):
+            CombineConfig.from_params({**base, "framing": bad})
 
 
 def test_the_combined_dataset_is_a_grid_dataset():

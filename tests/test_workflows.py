@@ -122,7 +122,7 @@ def test_every_set_param_the_docs_show_is_one_dvc_accepts(tmp_path):
     for doc in (REPO / "README.md", REPO / "DEVELOPERS.md"):
         for line in doc.read_text().splitlines():
             if "dvc exp run" in line or line.lstrip().startswith(("-S", "OVERRIDES=")):
-                shown |= {m.rstrip("`,;") for m in re.findall(r"-S\s+([+~]*[a-z_][\w.]*=[^\s\"']+)", line)}
+                shown |= {m.split("`")[0].rstrip(",;") for m in re.findall(r"-S\s+([+~]*[a-z_][\w.]*=[^\s\"']+)", line)}
     assert any(s.startswith("++train.mixed_precision=") for s in shown), sorted(shown)
     refused = []
     for override in sorted(shown):

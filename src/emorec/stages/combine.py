@@ -35,7 +35,7 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
         print(f"{cfg.name}: {reason}")
         return out
     summary = {"name": cfg.name, "classes": list(cfg.classes), "size": cfg.size, "channels": cfg.channels,
-               "sources": list(present), "left_out": left_out, "counts": {}}
+               "framing": cfg.framing, "sources": list(present), "left_out": left_out, "counts": {}}
     with files.atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         for part in PARTS:
