@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from emorec import files, grid, runs
-from emorec.data.combine import CombineConfig, crop_centre, source_of
+from emorec.data.combine import CombineConfig, source_of
+from emorec.data.framing import crop_centre, framing_from_params
 from emorec.errors import EmorecError
 from emorec.evaluation import scoring
 from emorec.stages import combine
@@ -114,8 +115,8 @@ def test_crop_centre_keeps_the_middle_at_its_own_resolution():
 
 def test_framing_settings_are_checked():
     base = {"name": "c", "sources": ["fer2013", "affectnet"], "classes": ["sad"], "size": 48, "channels": 1}
-    assert CombineConfig.from_params({**base, "framing": {"affectnet": 0.65}}).framing == {"affectnet": 0.65}
-    assert CombineConfig.from_params(base).framing == {}
+    assert framing_from_params({**base, "framing": {"affectnet": 0.65}}) == {"affectnet": 0.65}
+    assert framing_from_params(base) == {}
     for bad, message in (({"rafdb": 0.8}, r"combine.framing.rafdb: 'rafdb' is not one of combine.sources"),
                          ({"affectnet": 0}, r"combine.framing.affectnet must be a fraction in \(0, 1\]"),
                          ({"affectnet": 1.2}, r"combine.framing.affectnet must be a fraction"),
@@ -123,7 +124,7 @@ def test_framing_settings_are_checked():
                          ({"affectnet": "0.65"}, r"combine.framing.affectnet must be a fraction"),
                          ([0.65], r"combine.framing must map a source")):
         with pytest.raises(EmorecError, match=message):
-            CombineConfig.from_params({**base, "framing": bad})
+            framing_from_params({**base, "framing": bad})
 
 
 def test_the_combined_dataset_is_a_grid_dataset():

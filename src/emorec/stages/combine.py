@@ -13,10 +13,12 @@ from emorec.data import prepared
 
 def run(params: dict | None = None, root: Path | None = None) -> Path:
     from emorec.data.combine import PARTS, CombineConfig, combine_part
+    from emorec.data.framing import crop_centre, framing_from_params
 
     params = params or load_params()
     paths = Paths(root or project_root())
     cfg = CombineConfig.from_params(section(params, "combine"))
+    framing = framing_from_params(section(params, "combine"))
     out = paths.prepared(cfg.name)
     report = paths.root / "reports" / "combine.json"
     present = {s: paths.prepared(s) for s in cfg.sources if not prepared.missing_reason(paths.prepared(s))}
@@ -35,11 +37,15 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
         print(f"{cfg.name}: {reason}")
         return out
     summary = {"name": cfg.name, "classes": list(cfg.classes), "size": cfg.size, "channels": cfg.channels,
-               "framing": cfg.framing, "sources": list(present), "left_out": left_out, "counts": {}}
+               "framing": framing, "sources": list(present), "left_out": left_out, "counts": {}}
     with files.atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         for part in PARTS:
-            data, counts = combine_part({s: files.load_npz(f / f"{part}.npz") for s, f in present.items()}, cfg)
+            parts = {s: files.load_npz(f / f"{part}.npz") for s, f in present.items()}
+            for source, fraction in framing.items():
+                if source in parts:
+                    parts[source] = {**parts[source], "images": crop_centre(parts[source]["images"], fraction)}
+            data, counts = combine_part(parts, cfg)
             with open(tmp / f"{part}.npz", "wb") as fh:
                 np.savez(fh, **data)
             summary["counts"][part] = counts
