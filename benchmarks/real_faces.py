@@ -1,5 +1,6 @@
 """What a classifier calls real faces it was never trained on: the WIDER FACE photos and
-the webcam video in ../shared, through the real-time path (detector, crop, classifier).
+the webcam and close-up videos in ../shared, through the real-time path (detector, crop,
+classifier).
 
 These faces carry no emotion labels, so the figures are shares: of all detected faces,
 and of the large ones (short side >= 48 px, FER2013's own size), the share given each
@@ -33,7 +34,9 @@ from _common import ROOT, save  # noqa: E402
 SHARED = ROOT.parent / "shared" / "media"
 PHOTOS = SHARED / "wider_val" / "images"
 VIDEO = SHARED / "videos" / "webcam_640x480_one_face.mp4"
+CLOSEUP = SHARED / "videos" / "closeup_436x384_one_face.mp4"
 LARGE = 48
+MARKED_RED = 0.05     # a face box with at least this share of saturated red pixels is overlaid
 
 
 def shares(faces: list[tuple[str, float]], classes, min_side: float = 0) -> dict:
@@ -49,6 +52,36 @@ def detected(recognizer, images):
         for face in recognizer.predict(image):
             x1, y1, x2, y2 = face.box
             yield face, min(x2 - x1, y2 - y1)
+
+
+def red_share(image_bgr, box) -> float:
+    """Share of the box's pixels that are saturated red (the webcam video's burned-in overlay
+    is a red box with a filled red name tag); 0 for a box outside the image."""
+    h, w = image_bgr.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    roi = image_bgr[max(y1, 0):min(y2, h), max(x1, 0):min(x2, w)].astype(int)
+    if roi.size == 0:
+        return 0.0
+    b, g, r = roi[..., 0], roi[..., 1], roi[..., 2]
+    return float(((r > 170) & (g < 80) & (b < 80)).mean())
+
+
+def video_faces(recognizer, path: Path) -> list[tuple[str, float, bool]]:
+    """(label, short side, overlaid) of every face-frame the recognizer finds in a video."""
+    out = []
+    for frame in video_frames(path):
+        for face, side in detected(recognizer, [frame]):
+            out.append((face.label, side, red_share(frame, face.box) >= MARKED_RED))
+    return out
+
+
+def video_entry(path: Path, found: list[tuple[str, float, bool]], classes) -> dict:
+    """A video's shares over all its face-frames and over those without the overlay."""
+    sides = sorted(side for _, side, _ in found)
+    return {"video": path.name, "all": shares([(lab, s) for lab, s, _ in found], classes),
+            "unmarked": shares([(lab, s) for lab, s, marked in found if not marked], classes),
+            "marked_n": sum(marked for _, _, marked in found),
+            "median_side": round(sides[len(sides) // 2], 1) if sides else None}
 
 
 def faces_in(recognizer, images) -> list[tuple[str, float]]:
@@ -110,15 +143,17 @@ def measure(name: str, model: str, params: dict) -> dict:
     rec = EmotionRecognizer.from_params(params, ROOT, model=model)
     photos = sorted(PHOTOS.rglob("*.jpg"))
     photo_faces = faces_in(rec, [cv2.imread(str(p)) for p in photos])
-    frame_faces = faces_in(rec, video_frames(VIDEO))
     classes = list(rec.classes)
     row = {"model": name, "detector": rec.detector_name, "classes": classes,
            "photos": {"images": len(photos), "all": shares(photo_faces, classes),
                       "large": shares(photo_faces, classes, LARGE)},
-           "webcam_video": {"video": VIDEO.name, "all": shares(frame_faces, classes)}}
+           "webcam_video": video_entry(VIDEO, video_faces(rec, VIDEO), classes)}
+    if CLOSEUP.is_file():
+        row["closeup_video"] = video_entry(CLOSEUP, video_faces(rec, CLOSEUP), classes)
     print(f"{name}: sad share, photos {row['photos']['all']['share'].get('sad')} "
           f"(large faces {row['photos']['large']['share'].get('sad')}), "
-          f"webcam video {row['webcam_video']['all']['share'].get('sad')}", flush=True)
+          f"webcam video {row['webcam_video']['all']['share'].get('sad')}; neutral share, close-up video "
+          f"{(row.get('closeup_video') or {}).get('all', {}).get('share', {}).get('neutral')}", flush=True)
     return row
 
 
@@ -134,6 +169,19 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['model']} | {p['all']['n']} ({p['large']['n']}) | {p['all']['share'].get('sad')} | "
                      f"{p['large']['share'].get('sad')} | {top(p['all'])} | {v['n']} | {v['share'].get('sad')} | "
                      f"{top(v)} |")
+    measured = [r for r in rows if "unmarked" in r["webcam_video"]]     # older files: the first table only
+    if measured:
+        lines += ["", "| model | video | face-frames | median face (px) | neutral | sad | top classes |",
+                  "|---|---|---|---|---|---|---|"]
+    for r in measured:
+        for e in filter(None, (r["webcam_video"], r.get("closeup_video"))):
+            parts = [("all", e["video"])]
+            if e["marked_n"]:
+                parts.append(("unmarked", f"{e['video']} without the overlay ({e['marked_n']} marked left out)"))
+            for part, what in parts:
+                s = e[part]
+                lines.append(f"| {r['model']} | {what} | {s['n']} | {e['median_side']} | "
+                             f"{s['share'].get('neutral')} | {s['share'].get('sad')} | {top(s)} |")
     return "\n".join(lines)
 
 

@@ -334,8 +334,12 @@ def real_faces_section(r: dict | None) -> list[str]:
             "the webcam video in ../shared, through the real-time path (default detector, crop, classifier). "
             "No emotion labels exist for these faces: the figures are the share of faces given each class, "
             f"over all faces and over the large ones (short side >= {r['large_face_px']} px). In the webcam "
-            "video one person walks through a room, face small and plain (neutral-looking) in the frames looked "
-            "at; \"sad\" there is the failure users report.", "", real_faces.markdown(r["rows"]), ""]
+            "video one person walks through a room filmed from above: the face is small (about 48 px), often "
+            "turned down or aside, and in some frames a face-recognition overlay (a red box and name tag) is "
+            "burned in over it; \"sad\" there is the failure users report. Files measured since 2026-11-28 add "
+            "a second table: the webcam video with and without the overlaid face-frames, and the close-up "
+            "video, one large frontal face with a plain expression (neutral by eye).", "",
+            real_faces.markdown(r["rows"]), ""]
 
 
 def tta_section(r: dict | None) -> list[str]:

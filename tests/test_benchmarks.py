@@ -10,6 +10,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import real_faces  # noqa: E402
+import source_prior  # noqa: E402
 import summarize  # noqa: E402
 import tta_realtime  # noqa: E402
 
@@ -102,6 +103,51 @@ def test_real_faces_shares_count_every_face_and_the_large_ones_apart():
     assert real_faces.shares([], CLASSES)["share"]["sad"] is None    # no faces: no share, not 0
     assert "| m | 4 (2) | 0.5 | 0.5 | sad 0.50, happy 0.25, neutral 0.25 | 4 | 0.5 |" in real_faces.markdown(
         [{"model": "m", "photos": {"all": every, "large": large}, "webcam_video": {"all": every}}])
+
+
+def test_real_faces_marks_face_boxes_under_a_red_overlay_and_shares_without_them():
+    import numpy as np
+
+    frame = np.full((100, 100, 3), 120, np.uint8)
+    frame[10:20, 10:50] = (30, 30, 220)                      # a burned-in red name tag (BGR)
+    assert real_faces.red_share(frame, (10, 10, 50, 50)) == 0.25
+    assert real_faces.red_share(frame, (60, 60, 90, 90)) == 0.0
+    assert real_faces.red_share(frame, (200, 200, 240, 240)) == 0.0    # outside the image
+    frame[60:70, 60:90] = (60, 200, 60)                      # green is not the overlay
+    assert real_faces.red_share(frame, (60, 60, 90, 90)) == 0.0
+    found = [("sad", 40.0, True), ("angry", 50.0, True), ("neutral", 48.0, False), ("sad", 30.0, False)]
+    e = real_faces.video_entry(real_faces.VIDEO, found, CLASSES)
+    assert e["all"]["n"] == 4 and e["marked_n"] == 2 and e["median_side"] == 48.0
+    assert e["unmarked"]["n"] == 2 and e["unmarked"]["share"]["neutral"] == 0.5 and e["unmarked"]["share"]["angry"] == 0
+    photos = real_faces.shares([("happy", 60)], CLASSES)
+    close = real_faces.video_entry(real_faces.CLOSEUP, [("neutral", 200.0, False)], CLASSES)
+    text = real_faces.markdown([{"model": "m", "photos": {"all": photos, "large": photos}, "webcam_video": e,
+                                 "closeup_video": close}])
+    assert "| m | webcam_640x480_one_face.mp4 | 4 | 48.0 | 0.25 | 0.5 |" in text
+    assert "| m | webcam_640x480_one_face.mp4 without the overlay (2 marked left out) | 2 | 48.0 | 0.5 | 0.5 |" in text
+    assert "| m | closeup_436x384_one_face.mp4 | 1 | 200.0 | 1.0 | 0.0 | neutral 1.00 |" in text
+    assert "closeup_436x384_one_face.mp4 without" not in text             # nothing marked: no second line
+    older = real_faces.markdown([{"model": "m", "photos": {"all": photos, "large": photos},
+                                  "webcam_video": {"all": e["all"]}}])
+    assert "median face" not in older                                    # files written before: one table
+
+
+def test_source_prior_puts_each_source_label_share_beside_the_model_belief():
+    import numpy as np
+
+    classes = ("happy", "neutral")
+    labels = np.array([0, 1, 1, 1, 0, 0, 0, 1])
+    sources = np.array(["a"] * 4 + ["b"] * 4)
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.1, 0.9],
+                      [0.7, 0.3], [0.4, 0.6], [0.8, 0.2], [0.5, 0.5]])
+    out = source_prior.per_source(probs, labels, sources, classes)
+    assert out["a"]["n"] == 4 and out["a"]["classes"]["happy"]["label_share"] == 0.25
+    assert out["a"]["classes"]["happy"]["mean_probability"] == 0.45
+    assert out["a"]["classes"]["neutral"]["recall"] == round(2 / 3, 4)
+    assert out["b"]["classes"]["happy"]["recall"] == round(2 / 3, 4)
+    assert out["b"]["classes"]["neutral"]["recall"] == 0.0      # argmax of [0.5, 0.5] is the first class
+    text = source_prior.markdown([{"model": "m", "sources": out}])
+    assert "| m | 0.250 / 0.450 / 1.0 | 0.750 / 0.600 / 0.6667 |" in text
 
 
 def test_real_faces_section_appears_only_when_measured(tmp_path):

@@ -123,7 +123,9 @@ def test_every_set_param_the_docs_show_is_one_dvc_accepts(tmp_path):
         for line in doc.read_text().splitlines():
             if "dvc exp run" in line or line.lstrip().startswith(("-S", "OVERRIDES=")):
                 shown |= {m.split("`")[0].rstrip(",;") for m in re.findall(r"-S\s+([+~]*[a-z_][\w.]*=[^\s\"']+)", line)}
+                shown |= set(re.findall(r"-S\s+'([+~]*[a-z_][\w.]*=[^']+)'", line))     # quoted: a value with spaces
     assert any(s.startswith("++train.mixed_precision=") for s in shown), sorted(shown)
+    assert "train_overrides.combined={source_prior: shared}" in shown, sorted(shown)
     refused = []
     for override in sorted(shown):
         copy = tmp_path / "params.yaml"

@@ -109,9 +109,11 @@ def balance(images: np.ndarray, labels: np.ndarray, num_classes: int, target: st
 
 
 def augmented_batches(images: np.ndarray, labels: np.ndarray, spec, batch_size: int,
-                      augmentation: dict, seed: int, full_batches_only: bool = False):
+                      augmentation: dict, seed: int, full_batches_only: bool = False,
+                      weights: np.ndarray | None = None):
     """A Keras PyDataset that re-shuffles and randomly warps every training image each epoch
-    (the on-the-fly side of Keras' ImageDataGenerator), backend-neutral and seeded."""
+    (the on-the-fly side of Keras' ImageDataGenerator), backend-neutral and seeded. With
+    `weights`, each batch carries its faces' loss weights too."""
     import keras
 
     from emorec.data.preprocess import to_model_input
@@ -130,7 +132,9 @@ def augmented_batches(images: np.ndarray, labels: np.ndarray, spec, batch_size: 
         def __getitem__(self, index):
             idx = self.order[index * batch_size:(index + 1) * batch_size]
             batch = np.stack([augment_image(images[i], self.rng, cfg) for i in idx])
-            return to_model_input(batch, spec), labels[idx]
+            if weights is None:
+                return to_model_input(batch, spec), labels[idx]
+            return to_model_input(batch, spec), labels[idx], weights[idx]
 
         def on_epoch_end(self):
             self.order = self.rng.permutation(len(images))

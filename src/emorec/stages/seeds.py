@@ -7,6 +7,7 @@ from pathlib import Path
 from emorec import files, grid, runs
 from emorec.config import Paths, load_params, project_root, section
 from emorec.data import prepared
+from emorec.data.combine import source_of
 from emorec.errors import EmorecError
 
 
@@ -60,6 +61,8 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
                 model_name=model, arch=arch, cfg=cfg, x_fit=x_tr, y_fit=y_tr, x_val=x_val, y_val=y_val,
                 x_score=x_te, y_score=y_te, classes=classes, run_name=f"{run_name}-seed{s}",
                 experiment_id=experiment_id, log_params={"seed": s}, score_ids=ids_te, probs_out=members[-1],
+                fit_sources=source_of(prepared.load_ids(paths.prepared(dataset), prepared.train_part(balance)))
+                if cfg.source_prior else None,
                 tags={**tags, "mlflow.parentRunId": parent, "seed": str(s)})})
         cfg, _ = studies.study_config(params, dataset, model, grid_seed)
         records.append({"run": run_name, "dataset": dataset, "model": model, "balance": balance,

@@ -7,6 +7,7 @@ from pathlib import Path
 from emorec import grid
 from emorec.config import Paths, flatten, load_params, project_root, section
 from emorec.data import prepared
+from emorec.data.combine import source_of
 
 
 def run(dataset: str, model: str, balance: str, params: dict | None = None,
@@ -22,10 +23,12 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
     scope = grid.profile(params)
     cfg = training.TrainConfig.from_params(section(params, "train"), model_params, seed, dataset, scope,
                                           params.get("train_overrides"))
+    overrides = ((params.get("train_overrides") or {}).get(dataset) or {}) if scope != "gpu" else {}
     cfg.verbose = int((params.get("console") or {}).get("keras_verbose", 2))
     data_dir = paths.prepared(dataset)
     run_name = paths.run_name(dataset, model, balance)
     x_train, y_train, classes = prepared.load_part(data_dir, prepared.train_part(balance))
+    ids = prepared.load_ids(data_dir, prepared.train_part(balance)) if cfg.source_prior else None
     x_val, y_val, _ = prepared.load_part(data_dir, "val")
     experiment_id = tracking.configure(paths.root, section(params, "mlflow", "experiment"))
     stage_name = tracking.dvc_stage(f"train@{run_name}")
@@ -33,6 +36,7 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
         "dataset": dataset, "model": model, "balance": balance, "seed": seed,
         **{f"train.{k}": v for k, v in flatten(section(params, "train")).items()},
         **{f"model.{k}": v for k, v in flatten(model_params).items()},
+        **{f"train_overrides.{k}": v for k, v in flatten(overrides).items()},
         **{f"prepare.{k}": v for k, v in flatten(section(params, "prepare")).items()},
         **({f"combine.{k}": v for k, v in flatten(section(params, "combine")).items()}
            if grid.is_combined(params, dataset) else
@@ -51,7 +55,8 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
         model_name=model, arch=training.model_arch(model_params, scope), cfg=cfg,
         train_images=x_train, train_labels=y_train, val_images=x_val, val_labels=y_val,
         classes=classes, out_dir=out_dir, curves_dir=work_dir / "training", run_name=run_name,
-        experiment_id=experiment_id, log_params=log_params, tags=tags, work_dir=work_dir)
+        experiment_id=experiment_id, log_params=log_params, tags=tags, work_dir=work_dir,
+        train_sources=None if ids is None else source_of(ids))
     print(f"{run_name}: best validation accuracy {result.val_metrics['accuracy']:.4f}, macro-F1 "
           f"{result.val_metrics['macro_f1']:.4f} at epoch {result.best_epoch}/{result.epochs_run} "
           f"({result.seconds / 60:.1f} min, {result.images_per_second:.0f} img/s); "

@@ -27,6 +27,7 @@ from emorec.errors import EmorecError
 from emorec.models.optimizers import OPTIMIZERS, SCHEDULES, ema_callbacks
 from emorec.training.distribute import distributed_data, predict_all, whole_batches
 from emorec.training.resume import History, finished_epochs, read_history, truncate_history, work_folder
+from emorec.training.sampling import SOURCE_PRIORS, subsample, training_weights  # subsample: crossval's
 
 # Keys of models.<name> that are not TrainConfig fields: the architecture, the grid limits
 # of the CPU scope, and (documentation only) the paper's own settings.
@@ -65,6 +66,7 @@ class TrainConfig:
     allow_download: bool = True          # fetch missing ImageNet weights (never at import time)
     cache_features: bool = True          # frozen backbone + no online augmentation: features once
     max_train_images: int | None = None  # seeded, class-stratified subsample (CPU budget)
+    source_prior: str | None = None      # shared: weight faces so every source shows the union's class mix
     mixed_precision: bool | str = False  # true: mixed_float16 (GPU runs); mixed_bfloat16 (bf16 CPUs)
     jit_compile: str | bool = "auto"     # XLA; Keras' own default is "auto"
     distribution: str | None = None      # data_parallel: every device of this machine
@@ -102,25 +104,15 @@ class TrainConfig:
                               "choose one (set the other to null)")
         BatchAugment.from_params(cfg.batch_augmentation)      # refuses unknown keys and bad ranges
         precision_policy(cfg.mixed_precision)                 # refuses an unknown dtype policy
+        if cfg.source_prior not in SOURCE_PRIORS or (cfg.source_prior and cfg.distribution):
+            raise EmorecError(f"params.yaml: source_prior must be one of {SOURCE_PRIORS} (not with distribution), "
+                              f"got {cfg.source_prior!r}")
         if cfg.max_train_images is not None and cfg.max_train_images < 1:
             raise EmorecError("params.yaml: max_train_images must be null or at least 1")
         if cfg.lr_schedule and cfg.reduce_lr_patience:
             raise EmorecError("params.yaml: lr_schedule: cosine and reduce_lr_patience both set; "
                               "choose one (set reduce_lr_patience: null)")
         return cfg
-
-
-def subsample(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
-    """Indices of a seeded, class-stratified subsample of at most `limit` items."""
-    if limit is None or limit >= len(labels):
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        n = max(1, int(round(limit * len(idx) / len(labels))))
-        keep.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
-    return np.sort(np.concatenate(keep))
 
 
 def frozen_parts(model):
@@ -197,6 +189,7 @@ def _train(
     log_params: dict,
     tags: dict,
     work_dir: Path | None = None,
+    train_sources: np.ndarray | None = None,
 ) -> TrainResult:
     import hashlib
     import shutil
@@ -214,6 +207,8 @@ def _train(
     keras.mixed_precision.set_global_policy(precision_policy(cfg.mixed_precision))
     keep = subsample(train_labels, cfg.max_train_images, cfg.seed)
     train_images, train_labels = train_images[keep], train_labels[keep]
+    sample_weights = training_weights(cfg.source_prior, train_labels, None if train_sources is None else
+                                      np.asarray(train_sources)[keep], len(classes), run_name)
     native = train_images.shape[1]
     spec = InputSpec(size=cfg.input_size or native,
                      channels=cfg.channels or models.input_channels(model_name, train_images.shape[-1]),
@@ -276,7 +271,7 @@ def _train(
                                  "input_spec": str(spec.to_dict())})
             start = time.time()
             _fit(fit_model, frozen if cached else None, cfg, x_train, train_labels, x_val,
-                 val_labels, train_images, spec, callbacks)
+                 val_labels, train_images, spec, callbacks, sample_weights)
             seconds = time.time() - start                       # this session's epochs only
             trained = frozen[1] if cached else fit_model
             trained.load_weights(str(best_weights))
@@ -370,7 +365,7 @@ def compile_for(model, cfg: TrainConfig, n_train: int) -> None:
 
 
 def _fit(model, frozen, cfg: TrainConfig, x_train, y_train, x_val, y_val, train_images, spec,
-         callbacks):
+         callbacks, sample_weights=None):
     """Fit end to end, or - for a frozen backbone without online augmentation - compute the
     backbone's features once and fit only the head on them."""
     if frozen is not None:
@@ -381,20 +376,21 @@ def _fit(model, frozen, cfg: TrainConfig, x_train, y_train, x_val, y_val, train_
         compile_for(head, cfg, len(f_train))
         train, val = distributed_data(f_train, y_train, f_val, y_val, cfg) if cfg.distribution else \
             ((f_train, y_train), (f_val, y_val))
-        return _fit_on(head, train, val, cfg, callbacks)
+        return _fit_on(head, train, val, cfg, callbacks, sample_weights)
     compile_for(model, cfg, len(x_train))
     if cfg.online_augmentation:
         data = augmented_batches(train_images, y_train, spec, cfg.batch_size,
-                                 cfg.online_augmentation, cfg.seed, full_batches_only=bool(cfg.distribution))
+                                 cfg.online_augmentation, cfg.seed, full_batches_only=bool(cfg.distribution),
+                                 weights=sample_weights)
         val = whole_batches(x_val, y_val, cfg.batch_size) if cfg.distribution else (x_val, y_val)
         return model.fit(data, validation_data=val, epochs=cfg.epochs, callbacks=callbacks, verbose=cfg.verbose)
     train, val = distributed_data(x_train, y_train, x_val, y_val, cfg) if cfg.distribution else \
         ((x_train, y_train), (x_val, y_val))
-    return _fit_on(model, train, val, cfg, callbacks)
+    return _fit_on(model, train, val, cfg, callbacks, sample_weights)
 
 
-def _fit_on(model, train, val, cfg: TrainConfig, callbacks):
+def _fit_on(model, train, val, cfg: TrainConfig, callbacks, sample_weights=None):
     if isinstance(train, tuple):
-        return model.fit(*train, validation_data=val, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                         shuffle=True, callbacks=callbacks, verbose=cfg.verbose)
+        return model.fit(*train, sample_weight=sample_weights, validation_data=val, epochs=cfg.epochs,
+                         batch_size=cfg.batch_size, shuffle=True, callbacks=callbacks, verbose=cfg.verbose)
     return model.fit(train, validation_data=val, epochs=cfg.epochs, callbacks=callbacks, verbose=cfg.verbose)

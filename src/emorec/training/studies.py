@@ -74,11 +74,12 @@ class Summary:
 
 def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_score, y_score,
                     classes, run_name, experiment_id, log_params, tags, score_ids=None,
-                    probs_out: dict | None = None) -> dict:
+                    probs_out: dict | None = None, fit_sources=None) -> dict:
     """One child run: train with (x_val) for checkpointing, score on (x_score). With the
     scored faces' ids, also per official sub-split (FER2013's PrivateTest / PublicTest).
     `probs_out`, when given, receives the model's "val" and "score" probabilities (for an
-    ensemble of the study's runs)."""
+    ensemble of the study's runs). `fit_sources`: each training face's source dataset, for
+    `train.source_prior`."""
     import mlflow
 
     from emorec.training import fit as training
@@ -88,7 +89,7 @@ def train_and_score(*, model_name, arch, cfg, x_fit, y_fit, x_val, y_val, x_scor
             model_name=model_name, arch=arch, cfg=cfg, train_images=x_fit, train_labels=y_fit,
             val_images=x_val, val_labels=y_val, classes=classes, out_dir=Path(tmp) / "model",
             curves_dir=Path(tmp) / "curves", run_name=run_name, experiment_id=experiment_id,
-            log_params=log_params, tags=tags)
+            log_params=log_params, tags=tags, train_sources=fit_sources)
         wanted = {"score": x_score, **({"val": x_val} if probs_out is not None else {})}
         predicted = model_probs(Path(tmp) / "model", wanted)
         probs = predicted["score"]
