@@ -119,3 +119,13 @@ def test_training_hands_keras_each_face_weight(tmp_path, monkeypatch, online):
         by_label = {(int(y), round(float(w), 5)) for y, w in seen["pairs"]}
         allowed = {(int(y), round(float(w), 5)) for y, w in zip(labels, expected)}
         assert by_label <= allowed and len({w for _, w in by_label}) > 1
+
+
+def test_part_sources_reads_each_face_source_and_treats_a_part_without_ids_as_one_dataset(tmp_path):
+    images = np.zeros((3, 16, 16, 1), np.uint8)
+    np.savez(tmp_path / "train.npz", images=images, labels=np.array([0, 1, 0]),
+             source_id=np.array(["fer2013:Training/angry/1.png", "affectnet:train/happy/2.jpg", "fer2013:x"]),
+             classes=np.array(["a", "b"]))
+    np.savez(tmp_path / "train_balanced.npz", images=images, labels=np.array([0, 1, 0]), classes=np.array(["a", "b"]))
+    assert sampling.part_sources(tmp_path, "train", 3).tolist() == ["fer2013", "affectnet", "fer2013"]
+    assert sampling.part_sources(tmp_path, "train_balanced", 3).tolist() == ["", "", ""]

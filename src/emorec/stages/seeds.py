@@ -7,14 +7,13 @@ from pathlib import Path
 from emorec import files, grid, runs
 from emorec.config import Paths, load_params, project_root, section
 from emorec.data import prepared
-from emorec.data.combine import source_of
 from emorec.errors import EmorecError
 
 
 def run(params: dict | None = None, root: Path | None = None) -> Path:
     """Re-train chosen grid cells with more seeds; the grid's own seed run is reused."""
     from emorec.experiments import tracking
-    from emorec.training import studies
+    from emorec.training import sampling, studies
 
     params = params or load_params()
     paths = Paths(root or project_root())
@@ -55,14 +54,15 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
                                 **studies.score_probs(members[-1]["score"], y_te, ids_te, classes)})
                 continue
             cfg, arch = studies.study_config(params, dataset, model, s)
+            fit_sources = sampling.part_sources(paths.prepared(dataset), prepared.train_part(balance),
+                                                len(y_tr)) if cfg.source_prior else None
             print(f"{run_name}: seed {s}")
             members.append({})
             results.append({"seed": s, "source": "seeds stage", **studies.train_and_score(
                 model_name=model, arch=arch, cfg=cfg, x_fit=x_tr, y_fit=y_tr, x_val=x_val, y_val=y_val,
                 x_score=x_te, y_score=y_te, classes=classes, run_name=f"{run_name}-seed{s}",
                 experiment_id=experiment_id, log_params={"seed": s}, score_ids=ids_te, probs_out=members[-1],
-                fit_sources=source_of(prepared.load_ids(paths.prepared(dataset), prepared.train_part(balance)))
-                if cfg.source_prior else None,
+                fit_sources=fit_sources,
                 tags={**tags, "mlflow.parentRunId": parent, "seed": str(s)})})
         cfg, _ = studies.study_config(params, dataset, model, grid_seed)
         records.append({"run": run_name, "dataset": dataset, "model": model, "balance": balance,

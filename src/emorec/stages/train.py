@@ -7,13 +7,13 @@ from pathlib import Path
 from emorec import grid
 from emorec.config import Paths, flatten, load_params, project_root, section
 from emorec.data import prepared
-from emorec.data.combine import source_of
 
 
 def run(dataset: str, model: str, balance: str, params: dict | None = None,
         root: Path | None = None) -> Path:
     from emorec.experiments import tracking
     from emorec.training import fit as training
+    from emorec.training import sampling
 
     params = params or load_params()
     paths = Paths(root or project_root())
@@ -28,7 +28,7 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
     data_dir = paths.prepared(dataset)
     run_name = paths.run_name(dataset, model, balance)
     x_train, y_train, classes = prepared.load_part(data_dir, prepared.train_part(balance))
-    ids = prepared.load_ids(data_dir, prepared.train_part(balance)) if cfg.source_prior else None
+    sources = sampling.part_sources(data_dir, prepared.train_part(balance), len(y_train)) if cfg.source_prior else None
     x_val, y_val, _ = prepared.load_part(data_dir, "val")
     experiment_id = tracking.configure(paths.root, section(params, "mlflow", "experiment"))
     stage_name = tracking.dvc_stage(f"train@{run_name}")
@@ -56,7 +56,7 @@ def run(dataset: str, model: str, balance: str, params: dict | None = None,
         train_images=x_train, train_labels=y_train, val_images=x_val, val_labels=y_val,
         classes=classes, out_dir=out_dir, curves_dir=work_dir / "training", run_name=run_name,
         experiment_id=experiment_id, log_params=log_params, tags=tags, work_dir=work_dir,
-        train_sources=None if ids is None else source_of(ids))
+        train_sources=sources)
     print(f"{run_name}: best validation accuracy {result.val_metrics['accuracy']:.4f}, macro-F1 "
           f"{result.val_metrics['macro_f1']:.4f} at epoch {result.best_epoch}/{result.epochs_run} "
           f"({result.seconds / 60:.1f} min, {result.images_per_second:.0f} img/s); "

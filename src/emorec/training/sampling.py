@@ -11,6 +11,8 @@ class. The weights are scaled to average 1, so the loss keeps its scale.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from emorec.errors import EmorecError
@@ -45,6 +47,16 @@ def source_weights(labels: np.ndarray, sources: np.ndarray, num_classes: int) ->
         own = np.bincount(labels[keep], minlength=num_classes) / keep.sum()
         weights[keep] = union[labels[keep]] / own[labels[keep]]
     return weights / weights.mean()
+
+
+def part_sources(folder: Path, part: str, n: int) -> np.ndarray:
+    """Each face's source dataset in a prepared part ('' for a single dataset's faces). A part
+    that records no face ids (a single dataset's balanced copy) holds one dataset's faces."""
+    from emorec.data import prepared
+    from emorec.data.combine import source_of
+
+    ids = prepared.load_ids(folder, part)
+    return np.full(n, "") if ids is None else source_of(ids)
 
 
 def training_weights(source_prior: str | None, labels: np.ndarray, sources: np.ndarray | None,
