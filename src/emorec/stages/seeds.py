@@ -33,8 +33,10 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
         if reason:
             records.append({"run": run_name, "skipped": reason})
             continue
-        x_tr, y_tr, classes = prepared.load_part(paths.prepared(dataset),
-                                         "train_balanced" if balance == "balanced" else "train")
+        x_tr, y_tr, classes = prepared.load_part(paths.prepared(dataset), prepared.train_part(balance))
+        # the faces' sources, read once for every seed, when train.source_prior weights them
+        fit_sources = (sampling.part_sources(paths.prepared(dataset), prepared.train_part(balance), len(y_tr))
+                       if studies.study_config(params, dataset, model, grid_seed)[0].source_prior else None)
         x_val, y_val, _ = prepared.load_part(paths.prepared(dataset), "val")
         x_te, y_te, _ = prepared.load_part(paths.prepared(dataset), "test")
         ids_te = prepared.load_ids(paths.prepared(dataset), "test")
@@ -54,8 +56,6 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
                                 **studies.score_probs(members[-1]["score"], y_te, ids_te, classes)})
                 continue
             cfg, arch = studies.study_config(params, dataset, model, s)
-            fit_sources = sampling.part_sources(paths.prepared(dataset), prepared.train_part(balance),
-                                                len(y_tr)) if cfg.source_prior else None
             print(f"{run_name}: seed {s}")
             members.append({})
             results.append({"seed": s, "source": "seeds stage", **studies.train_and_score(
