@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import real_faces  # noqa: E402
+import small_faces  # noqa: E402
 import source_prior  # noqa: E402
 import summarize  # noqa: E402
 import tta_realtime  # noqa: E402
@@ -285,3 +287,32 @@ def test_prior_shift_scores_each_source_and_the_union_and_refuses_an_empty_class
     assert rows[1]["predicted_share"] == {"x": 0.25, "y": 0.75}
     with pytest.raises(SystemExit, match="no training face"):
         prior_shift.training_prior(np.array([0, 0]), 2)
+
+
+class _SizeBlindOfNeutral:
+    """Calls a face neutral while it still has fine detail (a sharp edge), sad once it is blurred."""
+    classes = CLASSES
+
+    def predict_faces(self, faces):
+        out = np.zeros((len(faces), len(CLASSES)), np.float32)
+        for i, f in enumerate(faces):
+            out[i, CLASSES.index("neutral" if np.abs(np.diff(f[..., 0].astype(int), axis=1)).max() > 200
+                                 else "sad")] = 1
+        return out
+
+
+def test_small_faces_counts_neutral_called_sad_per_size_over_the_classes_the_model_knows():
+    images = np.zeros((6, 48, 48, 1), np.uint8)
+    images[:, :, 1::2] = 255                        # one-pixel stripes: gone once shrunk
+    data_classes = ("neutral", "sad", "contempt")    # contempt: a class the model does not know
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    out = small_faces.labelled(_SizeBlindOfNeutral(), images, labels, data_classes)
+    assert set(out) == {"native", "32", "24", "16"}
+    native, tiny = out["native"], out["16"]
+    assert native["n"] == 5 and native["neutral_recall"] == 1.0 and native["neutral_called_sad"] == 0.0
+    assert native["accuracy"] == 0.6                 # 3 neutral right, 2 sad called neutral
+    assert tiny["neutral_called_sad"] == 1.0 and tiny["accuracy"] == 0.4 and tiny["called_sad"] == 1.0
+    shares = small_faces.unlabelled(_SizeBlindOfNeutral(), np.repeat(images[:2], 3, axis=-1))
+    assert shares["native"]["neutral"] == 1.0 and shares["16"]["sad"] == 1.0 and shares["16"]["n"] == 2
+    text = small_faces.markdown([{"model": "m", "validation": {"d": out}, "closeup_video": shares}])
+    assert "| m | d validation (5) | 0.600 / 1.00 / 0.00 |" in text and "neutral 0.00, sad 1.00 |" in text

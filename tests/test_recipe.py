@@ -149,9 +149,13 @@ def test_train_config_recipe_checks():
         TrainConfig.from_params({**base, "label_smoothing": 0.7}, {}, 0)
     with pytest.raises(EmorecError, match="weight_ema"):
         TrainConfig.from_params({**base, "weight_ema": 1.0}, {}, 0)
-    with pytest.raises(EmorecError, match="choose one"):
-        TrainConfig.from_params({**base, "online_augmentation": {"horizontal_flip": True},
-                                 "batch_augmentation": {"horizontal_flip": True}}, {}, 0)
+    host = {"online_augmentation": {"horizontal_flip": True}}
+    for warp in ({}, {"horizontal_flip": False, "zoom": 0.1}, {"horizontal_flip": False, "translation": 0.1}):
+        with pytest.raises(EmorecError, match="warps faces on the host"):      # flip is on by default
+            TrainConfig.from_params({**base, **host, "batch_augmentation": {**warp, "downscale": 0.2}}, {}, 0)
+    both = TrainConfig.from_params({**base, **host, "batch_augmentation": {"horizontal_flip": False,
+                                                                           "downscale": 0.2, "noise": 0.02}}, {}, 0)
+    assert both.online_augmentation and both.batch_augmentation["downscale"] == 0.2
     with pytest.raises(EmorecError, match="unknown key"):
         TrainConfig.from_params({**base, "batch_augmentation": {"flip": True}}, {}, 0)
     with pytest.raises(EmorecError, match="mixed_precision must be.*'bfloat16'"):
@@ -188,6 +192,28 @@ def test_standalone_run_trains_under_the_named_policy_and_restores_float32(tmp_p
     assert seen == ["mixed_bfloat16"]
     assert result["config"]["mixed_precision"] == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_standalone_adds_in_graph_downscale_to_the_host_warps_under_bfloat16(tmp_path, monkeypatch):
+    """The CPU recipe's host-side warps plus the graph's down-and-up scaling: the wrapper the fit
+    sees holds the downscale layer, the saved classifier does not, and bfloat16 resizes train."""
+    from emorec.training import recipe as recipe_module
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["models"]["cnn"]["cpu"]["arch"] = {**params["models"]["cnn"]["cpu"].get("arch", {}), **SMALL_CNN}
+    x, y = _bands(48)
+    data = {"train": (x, y), "val": (x[:24], y[:24]), "classes": ("a", "b", "c")}
+    wrapped, real_augmented = [], recipe_module.augmented
+    monkeypatch.setattr(recipe_module, "augmented",
+                        lambda *a, **k: wrapped.append(real_augmented(*a, **k)) or wrapped[-1])
+    run = {"name": "shrunk", "model": "cnn", "scope": "cpu", "seed": 1, "keep_weights": True,
+           "set": {"epochs": 1, "batch_size": 16, "mixed_precision": "mixed_bfloat16",
+                   "batch_augmentation": {"horizontal_flip": False, "downscale": 0.5}}}
+    result = standalone.train_one(run, params, data, tmp_path)
+    assert result["config"]["online_augmentation"]["horizontal_flip"]
+    assert [type(layer).__name__ for layer in wrapped[0].layers][1] == "RandomDownscale"
+    assert np.isfinite(result["history"]["loss"]).all() and 0 <= result["val_accuracy"] <= 1
+    assert (tmp_path / "shrunk.weights.h5").is_file()
 
 
 def test_gpu_scope_reads_the_models_gpu_block_and_its_arch():

@@ -99,10 +99,11 @@ class TrainConfig:
             raise EmorecError(f"params.yaml: lr_schedule must be one of {SCHEDULES}, got {cfg.lr_schedule!r}")
         if not 0 <= cfg.label_smoothing < 0.5 or not 0 <= (cfg.weight_ema or 0) < 1:
             raise EmorecError("params.yaml: label_smoothing must be in [0, 0.5), weight_ema null or in (0, 1)")
-        if cfg.online_augmentation and cfg.batch_augmentation:
-            raise EmorecError("params.yaml: online_augmentation and batch_augmentation are both set; "
-                              "choose one (set the other to null)")
-        BatchAugment.from_params(cfg.batch_augmentation)      # refuses unknown keys and bad ranges
+        in_graph = BatchAugment.from_params(cfg.batch_augmentation)   # refuses unknown keys and bad ranges
+        if cfg.online_augmentation and in_graph and in_graph.warps:
+            raise EmorecError("params.yaml: online_augmentation warps faces on the host, so batch_augmentation may "
+                              "add only downscale, erasing and photometric changes (horizontal_flip: false; "
+                              "rotation_degrees, translation, zoom: 0)")
         precision_policy(cfg.mixed_precision)                 # refuses an unknown dtype policy
         if cfg.source_prior not in SOURCE_PRIORS or (cfg.source_prior and cfg.distribution):
             raise EmorecError(f"params.yaml: source_prior must be one of {SOURCE_PRIORS} (not with distribution), "

@@ -49,6 +49,12 @@ class BatchAugment:
             raise EmorecError("params.yaml: train.batch_augmentation.downscale_sizes must be >= 4 px")
         return cfg
 
+    @property
+    def warps(self) -> bool:
+        """Whether it moves pixels (flip, rotation, zoom, translation): with host-side warps
+        (`online_augmentation`) that is the host's job, and the graph adds only the rest."""
+        return bool(self.horizontal_flip or self.rotation_degrees or self.zoom or self.translation)
+
 
 def augmented(model, augment: BatchAugment, seed: int):
     """A training wrapper: random augmentation (active only in training) -> `model`.
