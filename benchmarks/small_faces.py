@@ -1,7 +1,7 @@
 """Which class a face drifts to as it gets small.
 
-The webcam video's face is 22-31 px on its short side and is called "sad", "angry" or
-"fear", never neutral. Is that the face or its size? Two measurements, the same shrink
+The webcam video's face (49 px median, soft and compressed) is called "sad", "angry" or
+"fear" by the combined CNN, never neutral. Is that the face or how few pixels it has? Two measurements, the same shrink
 the evaluate stage's "accuracy at 16 / 24 / 32 px" uses (area down, linear back up):
 
 - labelled: each dataset's validation faces at their stored size, then shrunk to 32, 24
@@ -50,18 +50,19 @@ def as_rgb(images: np.ndarray) -> list[np.ndarray]:
     return [np.repeat(im, 3, axis=-1) if im.shape[-1] == 1 else im for im in images]
 
 
-def labelled(classifier, images: np.ndarray, labels: np.ndarray, data_classes) -> dict:
-    """Per size: accuracy over the faces whose class the model knows, neutral recall, and
-    the share of neutral faces (and of all faces) called sad."""
+def labelled(classifier, views: dict[str, np.ndarray], labels: np.ndarray, data_classes) -> dict:
+    """Per size (`views`: at_sides of the faces, shrunk once for every model): accuracy over
+    the faces whose class the model knows, neutral recall, and the share of neutral faces
+    (and of all faces) called sad."""
     model_classes = list(classifier.classes)
     truth = np.array([model_classes.index(data_classes[k]) if data_classes[k] in model_classes else -1
                       for k in labels])
     keep = truth >= 0
+    t = truth[keep]
     neutral, sad = model_classes.index("neutral"), model_classes.index("sad")
     out = {}
-    for side, faces in at_sides(images[keep]).items():
-        predicted = classifier.predict_faces(as_rgb(faces)).argmax(1)
-        t = truth[keep]
+    for side, faces in views.items():
+        predicted = classifier.predict_faces(as_rgb(faces[keep])).argmax(1)
         out[side] = {"n": int(keep.sum()), "accuracy": round(float((predicted == t).mean()), 4),
                      "neutral_recall": round(float((predicted[t == neutral] == neutral).mean()), 4),
                      "neutral_called_sad": round(float((predicted[t == neutral] == sad).mean()), 4),
@@ -80,10 +81,10 @@ def video_crops(recognizer, path: Path) -> np.ndarray:
     return np.stack(crops[::EVERY]) if crops else np.zeros((0, VIDEO_SIDE, VIDEO_SIDE, 3), np.uint8)
 
 
-def unlabelled(classifier, crops: np.ndarray) -> dict:
-    """Per size: the share of the crops called each class."""
+def unlabelled(classifier, views: dict[str, np.ndarray]) -> dict:
+    """Per size (`views`: at_sides of the crops): the share of the crops called each class."""
     out = {}
-    for side, faces in at_sides(crops).items():
+    for side, faces in views.items():
         called = Counter(classifier.classes[k] for k in classifier.predict_faces(list(faces)).argmax(1))
         out[side] = {"n": len(faces), **{c: round(called[c] / len(faces), 4) for c in classifier.classes}}
     return out
@@ -123,15 +124,17 @@ def main(argv: list[str] | None = None) -> int:
         folder = ROOT / "data" / "prepared" / name
         if reason := prepared.missing_reason(folder):
             raise SystemExit(f"--dataset {name}: {folder}: {reason}")
-        data[name] = prepared.load_part(folder, "val")
+        images, labels, classes = prepared.load_part(folder, "val")
+        data[name] = (at_sides(images), labels, classes)          # shrunk once, for every model
     params = load_params(ROOT / "params.yaml")
-    rows = []
+    rows, closeup = [], None
     with tempfile.TemporaryDirectory() as work:
         for name, model in model_targets(args, Path(work)):
             recognizer = EmotionRecognizer.from_params(params, ROOT, model=model)
             row = {"model": name, "validation": {d: labelled(recognizer.classifier, *v) for d, v in data.items()}}
-            if CLOSEUP.is_file():
-                row["closeup_video"] = unlabelled(recognizer.classifier, video_crops(recognizer, CLOSEUP))
+            if CLOSEUP.is_file():    # the crops depend on the detector and margin, not the model: cut once
+                closeup = closeup if closeup is not None else at_sides(video_crops(recognizer, CLOSEUP))
+                row["closeup_video"] = unlabelled(recognizer.classifier, closeup)
             print(f"{name}: " + "; ".join(f"{d} neutral called sad {v['native']['neutral_called_sad']} -> "
                                           f"{v['16']['neutral_called_sad']} at 16 px" for d, v in row["validation"].items()),
                   flush=True)

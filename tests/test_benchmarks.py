@@ -306,13 +306,13 @@ def test_small_faces_counts_neutral_called_sad_per_size_over_the_classes_the_mod
     images[:, :, 1::2] = 255                        # one-pixel stripes: gone once shrunk
     data_classes = ("neutral", "sad", "contempt")    # contempt: a class the model does not know
     labels = np.array([0, 0, 0, 1, 1, 2])
-    out = small_faces.labelled(_SizeBlindOfNeutral(), images, labels, data_classes)
+    out = small_faces.labelled(_SizeBlindOfNeutral(), small_faces.at_sides(images), labels, data_classes)
     assert set(out) == {"native", "32", "24", "16"}
     native, tiny = out["native"], out["16"]
     assert native["n"] == 5 and native["neutral_recall"] == 1.0 and native["neutral_called_sad"] == 0.0
     assert native["accuracy"] == 0.6                 # 3 neutral right, 2 sad called neutral
     assert tiny["neutral_called_sad"] == 1.0 and tiny["accuracy"] == 0.4 and tiny["called_sad"] == 1.0
-    shares = small_faces.unlabelled(_SizeBlindOfNeutral(), np.repeat(images[:2], 3, axis=-1))
+    shares = small_faces.unlabelled(_SizeBlindOfNeutral(), small_faces.at_sides(np.repeat(images[:2], 3, axis=-1)))
     assert shares["native"]["neutral"] == 1.0 and shares["16"]["sad"] == 1.0 and shares["16"]["n"] == 2
     text = small_faces.markdown([{"model": "m", "validation": {"d": out}, "closeup_video": shares}])
     assert "| m | d validation (5) | 0.600 / 1.00 / 0.00 |" in text and "neutral 0.00, sad 1.00 |" in text
