@@ -12,6 +12,8 @@ The throughput levers, one row per combination (ratios only within one run):
 
     python benchmarks/model_throughput.py --models cnn --batch 64 128 256 \
         --precision float32 mixed_bfloat16 --jit-compile auto false
+
+An architecture variant: `--arch convs_per_block=2` (keys of the model's `arch` params).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 
 def forward_flops(model, shape) -> float | None:
@@ -99,7 +102,15 @@ def main() -> None:
                         help="XLA compilation of the training step")
     parser.add_argument("--scope", choices=["cpu", "full"], default="cpu",
                         help="input sizes of the CPU grid (default) or the paper's")
+    parser.add_argument("--arch", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override a key of the model's arch params, e.g. convs_per_block=2")
     args = parser.parse_args()
+    overrides = {}
+    for item in args.arch:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--arch {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
     params = load_params(project_root() / "params.yaml")
     names = args.models or models.available()
     print(f"{'model':<17} {'input':<11} {'precision':<15} {'jit':<5} {'batch':>5} {'params':>12} {'GFLOPs':>8} "
@@ -115,8 +126,8 @@ def main() -> None:
         for precision in args.precision:
             for jit in args.jit_compile:
                 for batch in args.batch:
-                    row = measure(name, size, channels, args.images, batch, dict(cfg.get("arch") or {}),
-                                  precision, jit_values[jit])
+                    arch = {**(cfg.get("arch") or {}), **overrides}
+                    row = measure(name, size, channels, args.images, batch, arch, precision, jit_values[jit])
                     gflops = f"{row['flops'] / 1e9:.3f}" if row["flops"] else "n/a"
                     feats = f"{row['feature_img_s']:.0f}" if row["feature_img_s"] else "-"
                     print(f"{row['model']:<17} {row['input']:<11} {precision:<15} {jit:<5} {batch:>5} "
