@@ -88,6 +88,17 @@ def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch
     return row
 
 
+def arch_overrides(items: list[str]) -> dict:
+    """`--arch convs_per_block=2 filters=[16,32]` -> {'convs_per_block': 2, 'filters': [16, 32]}."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--arch {item!r}: expected KEY=VALUE, e.g. convs_per_block=2")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
 def main() -> None:
     from emorec import models
     from emorec.config import load_params, project_root
@@ -105,12 +116,10 @@ def main() -> None:
     parser.add_argument("--arch", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a key of the model's arch params, e.g. convs_per_block=2")
     args = parser.parse_args()
-    overrides = {}
-    for item in args.arch:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--arch {item!r}: expected KEY=VALUE")
-        overrides[key] = yaml.safe_load(value)
+    try:
+        overrides = arch_overrides(args.arch)
+    except ValueError as exc:
+        parser.error(str(exc))
     params = load_params(project_root() / "params.yaml")
     names = args.models or models.available()
     print(f"{'model':<17} {'input':<11} {'precision':<15} {'jit':<5} {'batch':>5} {'params':>12} {'GFLOPs':>8} "

@@ -6,10 +6,12 @@ import json
 import sys
 
 import numpy as np
+import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import model_throughput  # noqa: E402
 import real_faces  # noqa: E402
 import small_faces  # noqa: E402
 import source_prior  # noqa: E402
@@ -316,3 +318,12 @@ def test_small_faces_counts_neutral_called_sad_per_size_over_the_classes_the_mod
     assert shares["native"]["neutral"] == 1.0 and shares["16"]["sad"] == 1.0 and shares["16"]["n"] == 2
     text = small_faces.markdown([{"model": "m", "validation": {"d": out}, "closeup_video": shares}])
     assert "| m | d validation (5) | 0.600 / 1.00 / 0.00 |" in text and "neutral 0.00, sad 1.00 |" in text
+
+
+def test_throughput_arch_overrides_parse_values_and_refuse_items_without_a_key():
+    assert model_throughput.arch_overrides(["convs_per_block=2", "filters=[16, 32]"]) == {
+        "convs_per_block": 2, "filters": [16, 32]}
+    assert model_throughput.arch_overrides([]) == {}
+    for bad in ("convs_per_block", "=2"):
+        with pytest.raises(ValueError, match=f"--arch '{bad}'"):
+            model_throughput.arch_overrides([bad])
