@@ -25,7 +25,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
 
 def forward_flops(model, shape) -> float | None:
@@ -88,20 +87,10 @@ def measure(name: str, size: int, channels: int, n_images: int, batch: int, arch
     return row
 
 
-def arch_overrides(items: list[str]) -> dict:
-    """`--arch convs_per_block=2 filters=[16,32]` -> {'convs_per_block': 2, 'filters': [16, 32]}."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--arch {item!r}: expected KEY=VALUE, e.g. convs_per_block=2")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
-
-
 def main() -> None:
     from emorec import models
-    from emorec.config import load_params, project_root
+    from emorec.config import apply_overrides, load_params, project_root
+    from emorec.errors import EmorecError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=None, help="default: every registered model")
@@ -116,10 +105,10 @@ def main() -> None:
     parser.add_argument("--arch", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a key of the model's arch params, e.g. convs_per_block=2")
     args = parser.parse_args()
-    try:
-        overrides = arch_overrides(args.arch)
-    except ValueError as exc:
-        parser.error(str(exc))
+    try:   # the parser `emorec -S` and plan rows use, on the arch params alone
+        overrides = apply_overrides({}, args.arch)
+    except EmorecError as exc:
+        parser.error(f"--arch: {exc}")
     params = load_params(project_root() / "params.yaml")
     names = args.models or models.available()
     print(f"{'model':<17} {'input':<11} {'precision':<15} {'jit':<5} {'batch':>5} {'params':>12} {'GFLOPs':>8} "

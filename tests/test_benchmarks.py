@@ -320,10 +320,9 @@ def test_small_faces_counts_neutral_called_sad_per_size_over_the_classes_the_mod
     assert "| m | d validation (5) | 0.600 / 1.00 / 0.00 |" in text and "neutral 0.00, sad 1.00 |" in text
 
 
-def test_throughput_arch_overrides_parse_values_and_refuse_items_without_a_key():
-    assert model_throughput.arch_overrides(["convs_per_block=2", "filters=[16, 32]"]) == {
-        "convs_per_block": 2, "filters": [16, 32]}
-    assert model_throughput.arch_overrides([]) == {}
+def test_throughput_refuses_an_arch_item_without_a_key_by_name(monkeypatch, capsys):
     for bad in ("convs_per_block", "=2"):
-        with pytest.raises(ValueError, match=f"--arch '{bad}'"):
-            model_throughput.arch_overrides([bad])
+        monkeypatch.setattr(sys, "argv", ["model_throughput.py", "--models", "cnn", "--arch", bad])
+        with pytest.raises(SystemExit) as exit_info:
+            model_throughput.main()
+        assert exit_info.value.code == 2 and f"--arch: override '{bad}'" in capsys.readouterr().err
