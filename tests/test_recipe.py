@@ -598,6 +598,26 @@ def test_recipe_report_scores_an_ensemble_of_runs_as_one_row(tmp_path, capsys):
     assert recipe_report.main([*report, "--ensemble", "both=seed1,seed2", "--reuse"]) == 0
     assert "both: figures kept" in capsys.readouterr().out
 
+    # --export: each run as a .keras file with its fitted temperature, usable as a teacher member
+    from emorec.training import distill
+
+    assert recipe_report.main([*report, "--reuse", "--export", str(tmp_path / "keras")]) == 0
+    for seed in ("seed1", "seed2"):
+        spec = json.loads((tmp_path / "keras" / seed / "preprocessing.json").read_text())
+        assert spec["temperature"] == rows[seed]["scored"]["calibration"]["temperature"]
+    assert distill.main([str(tmp_path / "prep"), "--member", str(tmp_path / "keras" / "seed1" / "model.keras"),
+                         "--member", str(tmp_path / "keras" / "seed2" / "model.keras"),
+                         "--out", str(tmp_path / "teacher.npz")]) == 0
+    assert "32 faces" in capsys.readouterr().out
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit, match="--export .*a_file: exists and is not a folder"):
+        recipe_report.main([*report, "--reuse", "--export", str(tmp_path / "a_file")])
+    results = tmp_path / "out" / "results.json"
+    results.write_text(results.read_text().replace('"seed2"', '"../seed2"'))
+    with pytest.raises(SystemExit, match=r"results.json names a run '\.\./seed2', which is not a plain folder"):
+        recipe_report.main([*report, "--reuse", "--export", str(tmp_path / "keras2")])
+    assert not (tmp_path / "keras2").exists() and not (tmp_path / "seed2").exists()
+
 
 def test_every_committed_plan_resolves_against_the_committed_params():
     """A plan in benchmarks/recipe/ is what a lent GPU call runs blind: each run's settings must

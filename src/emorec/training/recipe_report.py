@@ -13,16 +13,22 @@ splits and the scoring settings they were computed from are byte-for-byte the sa
 sha256 are recorded with the figures), so adding one run does not re-score the others.
 `--ensemble NAME=RUN,RUN,...` adds a row for the mean softmax of those runs, scored the same
 way, with its validation accuracy beside it: validation, not test, says whether it pays.
+`--export DIR` writes each run with weights as `DIR/<run>/model.keras` (input spec and
+temperature in `preprocessing.json` beside it), so a run can be used for inference or as a
+distillation teacher member.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from emorec import files
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")   # a run name --export may use as a folder name
 
 
 def run_model(result: dict, weights: Path):
@@ -211,7 +217,13 @@ def main(argv: list[str] | None = None) -> int:
                          "stayed on the machine that trained them); new rows go after them")
     ap.add_argument("--ensemble", action="append", default=[], metavar="NAME=RUN,RUN[,...]",
                     help="also score the mean softmax of these runs (from the folders given) as one row")
+    ap.add_argument("--export", type=Path, default=None, metavar="DIR",
+                    help="also write each scored run as DIR/<run>/model.keras with preprocessing.json (its "
+                         "input spec and fitted temperature): what `emorec infer --model` and "
+                         "`python -m emorec.training.distill --member` load")
     args = ap.parse_args(argv)
+    if args.export is not None and args.export.exists() and not args.export.is_dir():
+        raise SystemExit(f"--export {args.export}: exists and is not a folder")
     ensembles = {}
     for spec in args.ensemble:
         name, _, members = spec.partition("=")
@@ -228,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
             if "skipped" in result:
                 continue
             weights = folder / f"{result['name']}.weights.h5"
+            if args.export is not None and not SAFE_NAME.fullmatch(str(result["name"])):
+                raise SystemExit(f"--export: {folder / 'results.json'} names a run {result['name']!r}, "
+                                 "which is not a plain folder name")
             if weights.is_file():
                 kept[result["name"]] = (result, weights)
                 inputs = scoring_inputs(weights, args.prepared, params, args.cross)
@@ -262,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     files.write_json(args.out / "runs.json", rows)
     files.write_text(args.out / "runs.md", markdown(rows) + "\n")
     print(markdown(rows))
+    if args.export is not None:
+        for name, (result, weights) in kept.items():
+            print(f"{name}: {to_keras_file(result, weights, args.export / name)}", flush=True)
     return 0
 
 
