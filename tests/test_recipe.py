@@ -614,9 +614,12 @@ def test_recipe_report_scores_an_ensemble_of_runs_as_one_row(tmp_path, capsys):
         recipe_report.main([*report, "--reuse", "--export", str(tmp_path / "a_file")])
     results = tmp_path / "out" / "results.json"
     results.write_text(results.read_text().replace('"seed2"', '"../seed2"'))
-    with pytest.raises(SystemExit, match=r"results.json names a run '\.\./seed2', which is not a plain folder"):
+    with pytest.raises(SystemExit, match=r"results.json names a run '\.\./seed2', which is not a plain file name"):
         recipe_report.main([*report, "--reuse", "--export", str(tmp_path / "keras2")])
     assert not (tmp_path / "keras2").exists() and not (tmp_path / "seed2").exists()
+    with pytest.raises(SystemExit, match=r"--ensemble '\.\./both=seed1,seed2' names a run '\.\./both'"):
+        recipe_report.main([*report, "--ensemble", "../both=seed1,seed2"])
+    assert not (tmp_path / "both-reliability.png").exists()
 
 
 def test_every_committed_plan_resolves_against_the_committed_params():

@@ -28,7 +28,16 @@ from pathlib import Path
 
 from emorec import files
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")   # a run name --export may use as a folder name
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def plain_name(name, where: str) -> str:
+    """A run or ensemble name, which becomes part of file names here (weights, reliability
+    figure, --export folder): refused unless it is a plain name, so none can point elsewhere."""
+    if not PLAIN_NAME.fullmatch(str(name)):
+        raise SystemExit(f"{where} names a run {name!r}, which is not a plain file name "
+                         "(letters, digits, '.', '_', '-')")
+    return str(name)
 
 
 def run_model(result: dict, weights: Path):
@@ -227,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     ensembles = {}
     for spec in args.ensemble:
         name, _, members = spec.partition("=")
+        if name:
+            plain_name(name, f"--ensemble {spec!r}")
         if not name or len([m for m in members.split(",") if m]) < 2:
             raise SystemExit(f"--ensemble {spec!r}: expected NAME=RUN,RUN[,...] (two runs at least)")
         ensembles[name] = [m for m in members.split(",") if m]
@@ -239,10 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         for result in json.loads((folder / "results.json").read_text()):
             if "skipped" in result:
                 continue
-            weights = folder / f"{result['name']}.weights.h5"
-            if args.export is not None and not SAFE_NAME.fullmatch(str(result["name"])):
-                raise SystemExit(f"--export: {folder / 'results.json'} names a run {result['name']!r}, "
-                                 "which is not a plain folder name")
+            weights = folder / f"{plain_name(result['name'], str(folder / 'results.json'))}.weights.h5"
             if weights.is_file():
                 kept[result["name"]] = (result, weights)
                 inputs = scoring_inputs(weights, args.prepared, params, args.cross)
