@@ -247,6 +247,16 @@ def test_ece_and_temperature_fit_recover_a_known_overconfidence():
     assert calibration.nll(calibration.scaled(over, t), sampled) < calibration.nll(over, sampled)
 
 
+def test_reliability_diagram_marks_bins_too_small_to_read(tmp_path):
+    bins = [{"low": i / 4, "high": (i + 1) / 4, "count": c, "confidence": None if c == 0 else (i + 0.5) / 4,
+             "accuracy": None if c == 0 else a} for i, (c, a) in enumerate([(0, None), (1, 1.0), (300, 0.6), (699, 0.8)])]
+    assert calibration.sparse_bins(bins) == [False, True, False, False]     # empty bins are not "sparse"
+    assert calibration.sparse_bins(bins, share=0.5) == [False, True, True, False]
+    figure = tmp_path / "reliability.png"
+    calibration.plot_reliability(bins, bins, figure, "t", 0.05, 0.02, 1.2)
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_tta_views_and_shrinking():
     x = np.random.default_rng(0).integers(0, 255, (3, 48, 48, 1)).astype(np.uint8)
     assert len(calibration.views(x, None)) == 1

@@ -78,9 +78,21 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_B
     return out
 
 
+SPARSE_BIN_SHARE = 0.01
+
+
+def sparse_bins(bins: list[dict], share: float = SPARSE_BIN_SHARE) -> list[bool]:
+    """Which non-empty bins hold under `share` of the faces. A bin of one face draws a bar at
+    0 or 1 that reads as gross miscalibration while it weighs next to nothing in the ECE, so
+    the diagram draws such bars pale and names their face count."""
+    total = sum(b["count"] for b in bins)
+    return [0 < b["count"] < share * total for b in bins]
+
+
 def plot_reliability(before: list[dict], after: list[dict], path: Path, title: str,
                      ece_before: float, ece_after: float, temperature: float) -> None:
-    """Two panels: accuracy per confidence bin against the diagonal, before and after scaling."""
+    """Two panels: accuracy per confidence bin against the diagonal, before and after scaling;
+    bins with under 1 % of the faces drawn pale, with their counts."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,7 +106,17 @@ def plot_reliability(before: list[dict], after: list[dict], path: Path, title: s
         centers = [(b["low"] + b["high"]) / 2 for b in bins]
         width = bins[0]["high"] - bins[0]["low"]
         acc = [b["accuracy"] or 0.0 for b in bins]
-        ax.bar(centers, acc, width=width * 0.95, color="#4C72B0", edgecolor="white", label="accuracy")
+        sparse = sparse_bins(bins)
+        solid = [i for i, s in enumerate(sparse) if not s]
+        pale = [i for i, s in enumerate(sparse) if s]
+        ax.bar([centers[i] for i in solid], [acc[i] for i in solid], width=width * 0.95, color="#4C72B0",
+               edgecolor="white", label="accuracy")
+        if pale:
+            ax.bar([centers[i] for i in pale], [acc[i] for i in pale], width=width * 0.95, color="#4C72B0",
+                   alpha=0.25, edgecolor="white", label=f"accuracy, bin with < {SPARSE_BIN_SHARE:.0%} of faces")
+            for i in pale:
+                ax.annotate(f"n={bins[i]['count']}", (centers[i], min(acc[i], 0.9) + 0.02), ha="center",
+                            fontsize=7, rotation=90, va="bottom", color="#333333")
         conf = [(c, b["confidence"]) for c, b in zip(centers, bins) if b["confidence"] is not None]
         ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
         ax.plot([c for c, _ in conf], [v for _, v in conf], "o", color="#DD8452", ms=3, label="mean confidence")
