@@ -507,6 +507,10 @@ def test_standalone_trains_a_student_towards_the_teacher(tmp_path):
     (tmp_path / "report" / "runs.json").write_text(json.dumps([{**rows[0], "name": "earlier"}]))
     assert recipe_report.main([*report, "--keep-rows"]) == 0
     assert [r["name"] for r in json.loads((tmp_path / "report" / "runs.json").read_text())] == ["earlier", "student"]
+    kept = json.loads((tmp_path / "report" / "runs.json").read_text())
+    (tmp_path / "report" / "runs.json").write_text(json.dumps([kept[1], kept[0]]))
+    assert recipe_report.main([*report, "--keep-rows"]) == 0  # re-scored in its place, not moved to the end
+    assert [r["name"] for r in json.loads((tmp_path / "report" / "runs.json").read_text())] == ["student", "earlier"]
     assert "distilled from teacher.npz" in (tmp_path / "report" / "runs.md").read_text()
     assert recipe_report.main(report) == 0
     assert [r["name"] for r in json.loads((tmp_path / "report" / "runs.json").read_text())] == ["student"]

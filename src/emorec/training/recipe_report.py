@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep earlier figures from OUT/runs.json whose weights, data and settings are unchanged")
     ap.add_argument("--keep-rows", action="store_true",
                     help="keep OUT/runs.json's rows of runs not in these folders as they are (their weights "
-                         "stayed on the machine that trained them); new rows go after them")
+                         "stayed on the machine that trained them); a re-scored row keeps its place, new rows go after them")
     ap.add_argument("--ensemble", action="append", default=[], metavar="NAME=RUN,RUN[,...]",
                     help="also score the mean softmax of these runs (from the folders given) as one row")
     ap.add_argument("--export", type=Path, default=None, metavar="DIR",
@@ -280,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: validation {row['val_accuracy']:.4f}, test {row['scored']['test']['accuracy']:.4f}", flush=True)
         rows.append(row)
     if args.keep_rows and (args.out / "runs.json").is_file():
-        names = {r["name"] for r in rows}
-        rows = [r for r in json.loads((args.out / "runs.json").read_text()) if r["name"] not in names] + rows
+        # a re-scored row keeps its place, so an ensemble stays after its members
+        fresh = {r["name"]: r for r in rows}
+        rows = [fresh.pop(r["name"], r) for r in json.loads((args.out / "runs.json").read_text())]
+        rows += list(fresh.values())
     files.write_json(args.out / "runs.json", rows)
     files.write_text(args.out / "runs.md", markdown(rows) + "\n")
     print(markdown(rows))
