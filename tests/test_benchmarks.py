@@ -12,6 +12,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import model_throughput  # noqa: E402
+import paired_runs  # noqa: E402
 import real_faces  # noqa: E402
 import small_faces  # noqa: E402
 import source_prior  # noqa: E402
@@ -326,3 +327,71 @@ def test_throughput_refuses_an_arch_item_without_a_key_by_name(monkeypatch, caps
         with pytest.raises(SystemExit) as exit_info:
             model_throughput.main()
         assert exit_info.value.code == 2 and f"--arch: override '{bad}'" in capsys.readouterr().err
+
+
+def test_paired_runs_counts_the_faces_only_one_model_gets_right():
+    # 10 faces only a gets right, 2 only b, 8 both, 4 neither: exact McNemar p = 2 * P(X <= 2), X ~ Bin(12, 1/2)
+    a = np.array([1] * 10 + [0] * 2 + [1] * 8 + [0] * 4, bool)
+    b = np.array([0] * 10 + [1] * 2 + [1] * 8 + [0] * 4, bool)
+    r = paired_runs.paired(a, b)
+    assert (r["only_a_right"], r["only_b_right"], r["n"]) == (10, 2, 24)
+    assert r["accuracy_a"] == round(18 / 24, 4) and r["accuracy_b"] == round(10 / 24, 4)
+    assert r["mcnemar_exact_p"] == pytest.approx(2 * (1 + 12 + 66) / 2 ** 12, abs=1e-4)
+    assert paired_runs.paired(a, a)["mcnemar_exact_p"] == 1.0          # no disagreement: no evidence
+    with pytest.raises(ValueError, match="different faces"):
+        paired_runs.paired(a, b[:-1])
+
+
+def test_paired_runs_splits_fer2013_test_into_its_official_halves():
+    ids = np.array(["test/sad/PublicTest_1.jpg", "test/sad/PrivateTest_2.jpg", "test/sad/PrivateTest_3.jpg"])
+    labels = np.array([4, 4, 4])
+    result = paired_runs.compare(np.array([4, 4, 0]), np.array([4, 0, 4]), labels, ids)
+    assert set(result) == {"test", "PublicTest", "PrivateTest"}
+    assert result["PublicTest"]["n"] == 1 and result["PrivateTest"]["n"] == 2
+    assert (result["PrivateTest"]["only_a_right"], result["PrivateTest"]["only_b_right"]) == (1, 1)
+    assert result["test"]["same_top1"] == round(1 / 3, 4)
+    assert set(paired_runs.compare(np.array([4]), np.array([4]), np.array([4]), None)) == {"test"}
+
+
+def _tiny_model(folder, bias_class, classes=CLASSES):
+    """A .keras file that always answers `bias_class`, with preprocessing.json beside it."""
+    import keras
+
+    folder.mkdir()
+    bias = np.full(len(classes), -5.0, np.float32)
+    bias[bias_class] = 5.0
+    model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(len(classes), activation="softmax", kernel_initializer="zeros",
+                                                 bias_initializer=keras.initializers.Constant(bias))])
+    model.save(folder / "model.keras")
+    (folder / "preprocessing.json").write_text(json.dumps(
+        {"size": 48, "channels": 1, "classes": list(classes), "scale": "divide_by_255"}))
+    return folder / "model.keras"
+
+
+def test_paired_runs_end_to_end_and_its_refusals(tmp_path, capsys):
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    rng = np.random.default_rng(0)
+    labels = np.array([3] * 6 + [4] * 4)
+    ids = np.array([f"test/x/{'PublicTest' if i < 5 else 'PrivateTest'}_{i}.jpg" for i in range(10)])
+    np.savez(prepared / "test.npz", images=rng.integers(0, 256, (10, 48, 48, 1), dtype=np.uint8), labels=labels,
+             source_id=ids, classes=np.array(CLASSES))
+    happy, sad = _tiny_model(tmp_path / "happy", 3), _tiny_model(tmp_path / "sad", 4)
+    out = tmp_path / "paired.json"
+    assert paired_runs.main(["--model", str(happy), "--model", str(sad), "--prepared", str(prepared),
+                             "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["splits"]["test"]["only_a_right"] == 6 and saved["splits"]["test"]["only_b_right"] == 4
+    assert saved["splits"]["PublicTest"]["n"] == 5 and "machine" in saved
+    assert "| PrivateTest | 5 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="exactly two models"):
+        paired_runs.main(["--model", str(happy), "--prepared", str(prepared), "--out", str(out)])
+    (tmp_path / "sad" / "preprocessing.json").unlink()
+    with pytest.raises(SystemExit, match="preprocessing.json beside it"):
+        paired_runs.main(["--model", str(happy), "--model", str(sad), "--prepared", str(prepared), "--out", str(out)])
+    other = _tiny_model(tmp_path / "other", 0, classes=CLASSES[:6])
+    with pytest.raises(SystemExit, match="are not the data's"):
+        paired_runs.main(["--model", str(happy), "--model", str(other), "--prepared", str(prepared), "--out", str(out)])
+    with pytest.raises(SystemExit, match="no test.npz"):
+        paired_runs.main(["--model", str(happy), "--model", str(sad), "--prepared", str(tmp_path)])
