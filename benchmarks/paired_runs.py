@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,8 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 from _common import ROOT, save  # noqa: E402
-
-USAGE = re.compile(r"(PublicTest|PrivateTest)_")
 
 
 def paired(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
@@ -46,9 +43,11 @@ def paired(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
 
 def splits(ids: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
     """{"test": all faces, and "PublicTest" / "PrivateTest" when the face ids name them}."""
+    from emorec.evaluation.scoring import _USAGE  # the pattern evaluate and recipe_report split by
+
     out = {"test": np.ones(n, bool)}
     if ids is not None:
-        usage = np.array([(m.group(1) if (m := USAGE.search(str(i))) else "") for i in ids])
+        usage = np.array([(m.group(1) if (m := _USAGE.search(str(i))) else "") for i in ids])
         out.update({name: usage == name for name in sorted(set(usage) - {""})})
     return out
 
