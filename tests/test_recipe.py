@@ -497,6 +497,8 @@ def test_standalone_trains_a_student_towards_the_teacher(tmp_path):
     from emorec.training.recipe_report import change
 
     assert "distilled from teacher.npz (weight 0.5)" in change(result)
+    assert change(result).startswith("cpu recipe;")           # the CNN's recipe is not named twice
+    assert change({**result, "model": "mini_xception"}).startswith("cpu recipe of mini_xception;")
 
     # scored here; --keep-rows carries the rows of runs whose weights stayed elsewhere
     from emorec.training import recipe_report

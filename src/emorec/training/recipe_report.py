@@ -158,7 +158,9 @@ def change(run: dict) -> str:
     if teacher := run.get("teacher"):
         sets = ", ".join(filter(None, [sets, f"distilled from {Path(teacher['targets']).name} "
                                               f"(weight {teacher['weight']})"]))
-    return f"{run.get('scope', 'gpu')} recipe" + (f"; {sets}" if sets else "")
+    model = run.get("model", "cnn")   # the recipes are the CNN's; another model is named
+    recipe = f"{run.get('scope', 'gpu')} recipe" + ("" if model == "cnn" else f" of {model}")
+    return recipe + (f"; {sets}" if sets else "")
 
 
 def markdown(rows: list[dict]) -> str:
