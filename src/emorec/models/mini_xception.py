@@ -13,7 +13,7 @@ the zoo ends in (safe under mixed precision)."""
 from __future__ import annotations
 
 from emorec.models import ModelSpec, register
-from emorec.models.parts import softmax_output
+from emorec.models.parts import pooled_softmax
 
 
 def residual_module(x, filters: int, name: str):
@@ -43,10 +43,7 @@ def build_mini_xception(input_shape, num_classes, stem_filters=(8, 8), filters=(
         x = layers.ReLU(name=f"stem_relu{i + 1}")(x)
     for i, n_filters in enumerate(filters):
         x = residual_module(x, n_filters, f"module{i + 1}")
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, softmax_output(x, num_classes), name="mini_xception")
+    return keras.Model(inputs, pooled_softmax(x, num_classes, dropout), name="mini_xception")
 
 
 # 4 modules halve a 48-px face to 3 px; below 16 px the last ones pool a single pixel

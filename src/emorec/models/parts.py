@@ -18,6 +18,17 @@ def softmax_output(x, num_classes: int):
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
 
 
+def pooled_softmax(x, num_classes: int, dropout: float = 0.0):
+    """Global average pooling, optional dropout, the float32 softmax: the head of the
+    fully convolutional nets written here (ResNet-18, mini-Xception)."""
+    from keras import layers
+
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    return softmax_output(x, num_classes)
+
+
 def input_scaling(x, convention: str, channels: int = 3, name: str = "input_scaling"):
     """Fixed (non-trainable) per-channel normalisation of [0, 1] inputs, as a 1x1
     convolution whose weights are set once (so it saves and loads in safe mode). 'caffe'

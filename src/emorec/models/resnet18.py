@@ -6,7 +6,7 @@ BatchNorm + ReLU and identity or 1x1-projection shortcuts, global average poolin
 from __future__ import annotations
 
 from emorec.models import ModelSpec, register
-from emorec.models.parts import softmax_output
+from emorec.models.parts import pooled_softmax
 
 
 def basic_block(x, filters: int, stride: int, name: str):
@@ -45,10 +45,7 @@ def build_resnet18(input_shape, num_classes, filters=(64, 128, 256, 512), blocks
         for block in range(blocks_per_stage):
             stride = 2 if block == 0 and stage > 0 else 1
             x = basic_block(x, n_filters, stride, f"stage{stage + 1}_block{block + 1}")
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, softmax_output(x, num_classes), name="resnet18")
+    return keras.Model(inputs, pooled_softmax(x, num_classes, dropout), name="resnet18")
 
 
 register(ModelSpec("resnet18", build_resnet18, min_input_size=16,
