@@ -17,6 +17,7 @@ SMALL = {"cnn": 48, "resnet18": 48, "custom_mobilenet": 48, "densenet121": 32, "
          "efficientnetv2b0": 32, "inceptionv3": 75, "vit_b16": 32, "vit_b32": 32}
 # architectures of our own (not paper rows), exercised the same way
 OURS = {"mini_xception": 48}
+EXERCISED = SMALL | OURS
 TINY_ARCH = {"cnn": {"filters": (8, 16), "dense_units": 16}, "resnet18": {"filters": (8, 8, 16, 16)},
              "custom_mobilenet": {"alpha": 0.25, "patch_filters": 8, "dense_units": 16},
              "mini_xception": {"stem_filters": (4,), "filters": (8, 16)}}
@@ -28,10 +29,10 @@ def test_every_paper_architecture_is_registered():
 
 def test_every_registered_architecture_is_exercised_here():
     """A new module in emorec/models is built, trained and round-tripped below, or this fails."""
-    assert set(models.available()) <= set(SMALL) | set(OURS)
+    assert set(models.available()) <= set(EXERCISED)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL | OURS))
+@pytest.mark.parametrize("name", sorted(EXERCISED))
 @pytest.mark.parametrize("channels", [1, 3])
 def test_builds_at_dataset_shapes(name, channels):
     import keras
@@ -40,19 +41,19 @@ def test_builds_at_dataset_shapes(name, channels):
     ch = models.input_channels(name, channels)
     if spec.channels:
         assert ch == spec.channels  # grey is replicated for ImageNet-shaped backbones
-    size = (SMALL | OURS)[name]
+    size = EXERCISED[name]
     model = models.build(name, (size, size, ch), 8 if channels == 3 else 7,
                          **TINY_ARCH.get(name, {}))
     assert model.output_shape == (None, 8 if channels == 3 else 7)
     keras.backend.clear_session()
 
 
-@pytest.mark.parametrize("name", sorted(SMALL | OURS))
+@pytest.mark.parametrize("name", sorted(EXERCISED))
 def test_one_step_lowers_the_loss_and_round_trips(name, tmp_path):
     import keras
 
     keras.utils.set_random_seed(0)
-    size = (SMALL | OURS)[name]
+    size = EXERCISED[name]
     ch = models.input_channels(name, 1)
     model = models.build(name, (size, size, ch), 3, **TINY_ARCH.get(name, {}))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
