@@ -141,6 +141,92 @@ def test_weight_ema_is_what_validation_and_the_checkpoint_see(tmp_path):
     assert ema_callbacks(None) == []
 
 
+def test_batch_norm_is_reestimated_as_the_mean_of_batch_statistics():
+    """Moving mean and variance become the average of the per-batch statistics (equal
+    batches), whatever they held before; momentum is put back."""
+    import keras
+
+    from emorec.training.averaging import reestimate_batch_norm
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (96, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(momentum=0.9)])
+    norm = model.layers[0]
+    norm.moving_mean.assign(np.full(4, 50.0, "float32"))
+    assert reestimate_batch_norm(model, x, batch_size=32) == 1
+    batches = x.reshape(3, 32, 4)
+    assert np.allclose(norm.moving_mean.numpy(), batches.mean(1).mean(0), atol=1e-4)
+    assert np.allclose(norm.moving_variance.numpy(), batches.var(1).mean(0), atol=1e-3)
+    assert norm.momentum == pytest.approx(0.9)
+    assert reestimate_batch_norm(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), x) == 0
+    with pytest.raises(EmorecError, match="at least one training image"):
+        reestimate_batch_norm(model, x[:0])
+
+
+def test_weight_averaging_is_the_mean_of_the_last_epochs_and_what_the_checkpoint_judges(tmp_path):
+    """swa_epochs=2 of 4: the kept weights are the mean of the raw weights after epochs 3 and
+    4 (batch norm re-estimated), the last epoch's validation figures are the average's, and the
+    rate is held at swa_rate x learning_rate after the decay. A run resumed after epoch 3
+    continues the saved average."""
+    import keras
+
+    from emorec import models
+    from emorec.training.averaging import swa_callback
+    from emorec.training.fit import compile_for
+
+    x, y = _bands()
+    x = x / 255.0
+    cfg = TrainConfig.from_params({"epochs": 4, "batch_size": 16, "optimizer": "adam", "learning_rate": 0.01,
+                                   "lr_schedule": "cosine", "swa_epochs": 2, "swa_rate": 0.1}, {}, seed=0)
+    keras.utils.set_random_seed(0)
+    raw, seen = {}, {}
+
+    class Raw(keras.callbacks.Callback):          # before the averaging callback: the optimizer's weights
+        def on_epoch_end(self, epoch, logs=None):
+            raw[epoch] = [v.numpy().copy() for v in self.model.trainable_variables]
+
+    class Seen(keras.callbacks.Callback):         # after it, where the checkpoint sits
+        def on_epoch_end(self, epoch, logs=None):
+            seen[epoch] = logs["val_accuracy"]
+
+    def fresh_model():
+        model = models.build("cnn", (48, 48, 1), 3, **SMALL_CNN)
+        compile_for(model, cfg, len(y))
+        return model
+
+    model = fresh_model()
+    averaging = swa_callback(cfg.epochs, cfg.swa_epochs, x, (x, y))
+    model.fit(x, y, batch_size=16, epochs=cfg.epochs, validation_data=(x, y), verbose=0,
+              callbacks=[Raw(), averaging, Seen()])
+    assert averaging.applied and averaging.averaged_epochs == [2, 3]
+    for kept, a, b in zip(model.trainable_variables, raw[2], raw[3]):
+        assert np.allclose(kept.numpy(), (a + b) / 2, atol=1e-6)
+    assert seen[3] == pytest.approx(model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"])
+    from emorec.training.averaging import batch_norm_layers, reestimate_batch_norm
+
+    stats = [layer.moving_mean.numpy().copy() for layer in batch_norm_layers(model)]
+    reestimate_batch_norm(model, x)                             # already re-estimated for these weights
+    assert stats and all(np.allclose(a, layer.moving_mean.numpy(), atol=1e-5)
+                         for a, layer in zip(stats, batch_norm_layers(model)))
+    steps, schedule = int(np.ceil(len(y) / cfg.batch_size)), model.optimizer._learning_rate
+    assert float(schedule(steps)) > 0.002                       # decaying over the first two epochs
+    assert float(schedule(steps * 2)) == pytest.approx(0.001)   # then held at 0.1 x 0.01
+    assert float(schedule(steps * 4)) == pytest.approx(0.001)
+
+    # killed after epoch 3 and resumed: the second callback loads the first's average from the file
+    state = tmp_path / "swa.npz"
+    model, raw = fresh_model(), {}
+    first = swa_callback(cfg.epochs, cfg.swa_epochs, x, (x, y), state)
+    model.fit(x, y, batch_size=16, epochs=3, validation_data=(x, y), verbose=0, callbacks=[Raw(), first])
+    assert not first.applied and state.is_file()
+    second = swa_callback(cfg.epochs, cfg.swa_epochs, x, (x, y), state)
+    model.fit(x, y, batch_size=16, initial_epoch=3, epochs=4, validation_data=(x, y), verbose=0,
+              callbacks=[Raw(), second])
+    assert second.applied and second.averaged_epochs == [2, 3]
+    for kept, a, b in zip(model.trainable_variables, raw[2], raw[3]):
+        assert np.allclose(kept.numpy(), (a + b) / 2, atol=1e-6)
+
+
 def test_train_config_recipe_checks():
     base = {"epochs": 2, "batch_size": 8, "optimizer": "sgd_nesterov", "learning_rate": 0.01}
     with pytest.raises(EmorecError, match="lr_schedule must be one of"):
@@ -149,6 +235,12 @@ def test_train_config_recipe_checks():
         TrainConfig.from_params({**base, "label_smoothing": 0.7}, {}, 0)
     with pytest.raises(EmorecError, match="weight_ema"):
         TrainConfig.from_params({**base, "weight_ema": 1.0}, {}, 0)
+    for bad in ({"swa_epochs": 2}, {"swa_epochs": 0}, {"swa_epochs": 1, "swa_rate": 0.0}):
+        with pytest.raises(EmorecError, match="swa_epochs must be null or from 1 to epochs - 1"):
+            TrainConfig.from_params({**base, **bad}, {}, 0)
+    for clash in ({"weight_ema": 0.9}, {"early_stopping_patience": 3}):
+        with pytest.raises(EmorecError, match="takes neither weight_ema nor early_stopping_patience"):
+            TrainConfig.from_params({**base, "swa_epochs": 1, **clash}, {}, 0)
     host = {"online_augmentation": {"horizontal_flip": True}}
     for warp in ({}, {"horizontal_flip": False, "zoom": 0.1}, {"horizontal_flip": False, "translation": 0.1}):
         with pytest.raises(EmorecError, match="warps faces on the host"):      # flip is on by default
@@ -337,7 +429,10 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path, capsys):
              "set": {"epochs": 1, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16}},
             {"name": "baseline", "model": "cnn", "scope": "cpu",
              "set": {"epochs": 2, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16,
-                     "weight_ema": 0.9}}]
+                     "weight_ema": 0.9}},
+            {"name": "averaged", "model": "cnn", "scope": "cpu",
+             "set": {"epochs": 2, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16,
+                     "swa_epochs": 1, "early_stopping_patience": None}}]
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO / "src")}
     result = subprocess.run([sys.executable, "-m", "emorec.training.standalone", str(tmp_path / "plan.yaml"),
@@ -346,7 +441,9 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path, capsys):
                             capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert [r["name"] for r in results] == ["recipe", "baseline"]
+    assert [r["name"] for r in results] == ["recipe", "baseline", "averaged"]
+    assert results[2]["weight_average"]["applied"] and results[2]["weight_average"]["epochs"] == [2]
+    assert results[0]["weight_average"] is None
     assert results[0]["config"]["optimizer"] == "sgd_nesterov" and results[0]["arch"]["convs_per_block"] == 2
     assert results[1]["config"]["online_augmentation"] and "(jax)" in results[0]["hardware"]
     assert results[1]["config"]["weight_ema"] == 0.9 and results[1]["epochs_run"] == 2

@@ -70,16 +70,19 @@ def rectified_adam(**kwargs):
 
 
 def make(name: str, learning_rate, schedule: str | None = None, total_steps: int = 1,
-         weight_decay: float | None = None, warmup_steps: int = 0, weight_ema: float | None = None):
+         weight_decay: float | None = None, warmup_steps: int = 0, weight_ema: float | None = None,
+         floor: float | None = None):
     """The optimizer. schedule 'cosine' decays the rate to 1 % over `total_steps`,
-    'cosine_to_zero' to 0; either first ramps it up linearly over `warmup_steps`.
+    'cosine_to_zero' to 0, or either to `floor` (a fraction) when given; after `total_steps`
+    the rate stays there (weight averaging's phase). Either first ramps it up linearly over
+    `warmup_steps`; without a schedule the rate is constant.
     `weight_decay` is decoupled (AdamW-style) on every optimizer that takes it.
     `weight_ema` keeps a moving average of the weights with that momentum (Polyak
     averaging); `ema_callbacks` makes validation and checkpoints use it."""
     import keras
 
     if schedule in ("cosine", "cosine_to_zero"):
-        alpha = 0.01 if schedule == "cosine" else 0.0
+        alpha = floor if floor is not None else 0.01 if schedule == "cosine" else 0.0
         warmup_steps = min(int(warmup_steps), max(total_steps - 1, 0))
         if warmup_steps:
             learning_rate = keras.optimizers.schedules.CosineDecay(

@@ -61,6 +61,8 @@ class TrainConfig:
     lr_schedule: str | None = None            # null | cosine (to 1 %) | cosine_to_zero
     warmup_epochs: int = 0                    # linear warm-up before the cosine decay
     weight_ema: float | None = None           # momentum of a weight moving average; it is what's validated and kept
+    swa_epochs: int | None = None             # weight averaging over the last N epochs (training.averaging)
+    swa_rate: float = 0.1                     # ... which hold the rate at this fraction of learning_rate
     weights: str | None = None           # imagenet | null (scratch) | a file path
     weights_fallback: str | None = None  # scratch: train from scratch when weights are unavailable
     allow_download: bool = True          # fetch missing ImageNet weights (never at import time)
@@ -110,6 +112,14 @@ class TrainConfig:
                               f"got {cfg.source_prior!r}")
         if cfg.max_train_images is not None and cfg.max_train_images < 1:
             raise EmorecError("params.yaml: max_train_images must be null or at least 1")
+        if cfg.swa_epochs is not None:
+            if not 1 <= cfg.swa_epochs < cfg.epochs or not 0 < cfg.swa_rate <= 1:
+                raise EmorecError(f"params.yaml: swa_epochs must be null or from 1 to epochs - 1 ({cfg.epochs - 1}), "
+                                  f"swa_rate in (0, 1]; got {cfg.swa_epochs!r}, {cfg.swa_rate!r}")
+            if cfg.weight_ema or cfg.early_stopping_patience or cfg.reduce_lr_patience:
+                raise EmorecError("params.yaml: swa_epochs averages the last epochs, so it takes neither weight_ema nor "
+                                  "early_stopping_patience (a stop would cut the average short) nor reduce_lr_patience "
+                                  "(set them null)")
         if cfg.lr_schedule and cfg.reduce_lr_patience:
             raise EmorecError("params.yaml: lr_schedule: cosine and reduce_lr_patience both set; "
                               "choose one (set reduce_lr_patience: null)")
@@ -246,9 +256,18 @@ def _train(
         if best:
             checkpoint.best = min(best) if mode == "min" else max(best)
         print(f"{run_name}: resuming after epoch {done} of {cfg.epochs} from {work}")
+    averaging = []
+    if cfg.swa_epochs:
+        if cached:
+            raise EmorecError(f"{run_name}: swa_epochs with a frozen backbone's cached features is not supported; "
+                              f"set cache_features: false or swa_epochs: null")
+        from emorec.training.averaging import swa_callback
+
+        averaging = [swa_callback(cfg.epochs, cfg.swa_epochs, x_train, (x_val, val_labels), work / "swa.npz")]
     callbacks = [
         keras.callbacks.BackupAndRestore(str(work / "backup"), delete_checkpoint=False),
         *ema_callbacks(cfg.weight_ema),
+        *averaging,
         checkpoint,
         keras.callbacks.CSVLogger(str(history_tmp), append=bool(resumed and done)),
         _MlflowEpochLogger(),
@@ -358,9 +377,11 @@ def compile_for(model, cfg: TrainConfig, n_train: int) -> None:
     from emorec.models import losses, optimizers
 
     steps_per_epoch = int(np.ceil(n_train / cfg.batch_size))
+    decay_epochs = cfg.epochs - (cfg.swa_epochs or 0)      # weight averaging holds the rate after the decay
     model.compile(optimizer=optimizers.make(cfg.optimizer, cfg.learning_rate, cfg.lr_schedule,
-                                            steps_per_epoch * cfg.epochs, cfg.weight_decay,
-                                            steps_per_epoch * cfg.warmup_epochs, cfg.weight_ema),
+                                            steps_per_epoch * decay_epochs, cfg.weight_decay,
+                                            steps_per_epoch * cfg.warmup_epochs, cfg.weight_ema,
+                                            floor=cfg.swa_rate if cfg.swa_epochs else None),
                   loss=losses.make(cfg.label_smoothing), metrics=["accuracy"],
                   jit_compile=cfg.jit_compile)
 

@@ -144,6 +144,7 @@ def train_one(run: dict, params: dict, data: dict, out: Path, deadline: float | 
     from emorec.data.augment import augmented_batches
     from emorec.data.preprocess import InputSpec, to_model_input
     from emorec.evaluation.metrics import compute_metrics
+    from emorec.training.averaging import swa_callback
     from emorec.training.distill import read_targets, soft_targets
     from emorec.training.fit import compile_for, ema_callbacks, stopping_callbacks
     from emorec.training.recipe import BatchAugment, augmented, precision_policy
@@ -162,7 +163,6 @@ def train_one(run: dict, params: dict, data: dict, out: Path, deadline: float | 
     checkpoint = keras.callbacks.ModelCheckpoint(str(best), monitor=cfg.monitor, mode=mode,
                                                  save_best_only=True, save_weights_only=True)
     clock = epoch_clock(deadline)
-    callbacks = [*ema_callbacks(cfg.weight_ema), checkpoint, *stopping_callbacks(cfg, mode), clock]
     x_val = to_model_input(x_va, spec)
     y_fit, y_val_fit = y_tr, y_va
     if run.get("teacher"):               # distillation: soft targets from a teacher file (training.distill)
@@ -172,6 +172,10 @@ def train_one(run: dict, params: dict, data: dict, out: Path, deadline: float | 
         teacher = read_targets(Path(run["teacher"]["targets"]), x_tr, y_tr, classes)
         y_fit = soft_targets(y_tr, teacher, float(run["teacher"]["weight"]))
         y_val_fit = np.eye(len(classes), dtype=np.float32)[y_va]
+    averaging = (swa_callback(cfg.epochs, cfg.swa_epochs, to_model_input(x_tr, spec), (x_val, y_val_fit))
+                 if cfg.swa_epochs else None)
+    callbacks = [*ema_callbacks(cfg.weight_ema), *([averaging] if averaging else []), checkpoint,
+                 *stopping_callbacks(cfg, mode), clock]
     compile_for(fit_model, cfg, len(y_tr))
     if y_fit.ndim == 2:                  # targets are distributions: the categorical loss, same optimizer
         fit_model.compile(optimizer=fit_model.optimizer, metrics=["accuracy"], jit_compile=cfg.jit_compile,
@@ -200,6 +204,9 @@ def train_one(run: dict, params: dict, data: dict, out: Path, deadline: float | 
         "params_total": int(model.count_params()), "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
         "best_epoch": int(np.argmax(accs)) + 1, "epochs": cfg.epochs, "epochs_run": len(accs), "val_accuracy_per_epoch": accs,
         "epoch_seconds": clock.seconds, "stopped_by_deadline": clock.stopped,
+        "weight_average": ({"epochs": [e + 1 for e in averaging.averaged_epochs], "applied": averaging.applied,
+                            "chosen": averaging.applied and int(np.argmax(accs)) + 1 == len(accs)}
+                           if averaging else None),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items() if k != "learning_rate"},
         "seconds": round(seconds, 1), "images_per_second": round(len(y_tr) * len(accs) / seconds, 1),
         "hardware": hardware(), "keras": keras.__version__, "input_spec": spec.to_dict(),
@@ -252,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.time_box:
             box_start = time.time()
             probe = {**run, "name": f"{run['name']}-probe", "keep_weights": False,
-                     "set": {**(run.get("set") or {}), "epochs": args.probe_epochs, "early_stopping_patience": None}}
+                     "set": {**(run.get("set") or {}), "epochs": args.probe_epochs, "early_stopping_patience": None,
+                             "swa_epochs": None}}
             timed = train_one(probe, params, data, args.out, deadline)["epoch_seconds"]
             fit = epochs_within(args.time_box - (time.time() - box_start), timed, cfg.epochs, step=args.epoch_step)
             boxed = {"planned_epochs": cfg.epochs, "probe_epoch_seconds": timed, "time_box_s": args.time_box}
