@@ -76,6 +76,31 @@ def test_a_killed_training_resumes_where_it_stopped(tiny_project, tmp_path):  # 
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(first_run, "val_accuracy")]
     assert steps == [1, 2, 3, 4]
     assert {"curves.png", "val_confusion.png", "history.csv"} <= {p.name for p in (out_dir / "training").iterdir()}
+    assert meta["weight_average"] is None
+
+
+def test_a_killed_run_with_weight_averaging_resumes_with_its_average(tiny_project, tmp_path):  # noqa: F811
+    """swa_epochs 2 of 4, killed after epoch 3 (the first averaged one): the resumed run
+    loads that epoch's share of the average from the work folder instead of dropping it."""
+    root, params = tiny_project
+    params["train"].update(epochs=4, swa_epochs=2, early_stopping_patience=None)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in (fetch, validate, prepare):
+        stage.run("fer2013", params, root)
+    script = tmp_path / "train_once.py"
+    script.write_text(TRAIN)
+    work = root / "models" / "fer2013" / ".cnn-balanced.work"
+    killed = subprocess.run([sys.executable, str(script), str(root), "3"], capture_output=True, text=True,
+                            env=os.environ.copy(), timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (work / "swa.npz").is_file() and resume.finished_epochs(work) == 3
+    again = subprocess.run([sys.executable, str(script), str(root), "0"], capture_output=True, text=True,
+                           env=os.environ.copy(), timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming after epoch 3 of 4" in again.stdout and "weight average of epochs [3, 4]" in again.stdout
+    meta = files.read_json(root / "models" / "fer2013" / "cnn-balanced" / "run.json")
+    assert meta["weight_average"]["epochs"] == [3, 4] and meta["weight_average"]["applied"]
+    assert meta["weight_average"]["chosen"] == (meta["best_epoch"] == 4) and not work.exists()
 
 
 def test_a_work_folder_from_other_settings_is_not_resumed(tmp_path):

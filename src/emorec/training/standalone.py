@@ -70,7 +70,7 @@ def read_pack(stem: Path) -> dict:
 
 def config_for(params: dict, model: str, scope: str, seed: int, dataset: str, sets: dict):
     """TrainConfig and arch of one run, with `sets` (train fields, or arch.<key>) on top."""
-    from emorec.training.fit import TrainConfig, model_arch
+    from emorec.training.config import TrainConfig, model_arch
 
     model_params = params["models"][model]
     cfg = TrainConfig.from_params(params["train"], model_params, seed, dataset, scope, params.get("train_overrides"))
