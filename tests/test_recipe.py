@@ -3,6 +3,7 @@ cosine to zero), the calibration tools, and the GPU profile's standalone runner.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -212,6 +213,10 @@ def test_weight_averaging_is_the_mean_of_the_last_epochs_and_what_the_checkpoint
     assert float(schedule(steps)) > 0.002                       # decaying over the first two epochs
     assert float(schedule(steps * 2)) == pytest.approx(0.001)   # then held at 0.1 x 0.01
     assert float(schedule(steps * 4)) == pytest.approx(0.001)
+    tail = TrainConfig.from_params({**dataclasses.asdict(cfg), "swa_rate": None}, {}, seed=0)
+    compile_for(model, tail, len(y))                            # no hold: the plain cosine, to 1 % at the end
+    assert float(model.optimizer._learning_rate(steps * 2)) == pytest.approx(0.00505, rel=1e-3)
+    assert float(model.optimizer._learning_rate(steps * 4)) == pytest.approx(0.0001)
 
     # killed after epoch 3 and resumed: the second callback loads the first's average from the file
     state = tmp_path / "swa.npz"
@@ -235,6 +240,7 @@ def test_train_config_recipe_checks():
         TrainConfig.from_params({**base, "label_smoothing": 0.7}, {}, 0)
     with pytest.raises(EmorecError, match="weight_ema"):
         TrainConfig.from_params({**base, "weight_ema": 1.0}, {}, 0)
+    assert TrainConfig.from_params({**base, "swa_epochs": 1, "swa_rate": None}, {}, 0).swa_rate is None
     for bad in ({"swa_epochs": 2}, {"swa_epochs": 0}, {"swa_epochs": 1, "swa_rate": 0.0}):
         with pytest.raises(EmorecError, match="swa_epochs must be null or from 1 to epochs - 1"):
             TrainConfig.from_params({**base, **bad}, {}, 0)

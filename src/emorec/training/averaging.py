@@ -1,5 +1,6 @@
 """Stochastic weight averaging (Izmailov et al. 2018): the last epochs of a run hold the
-learning rate at a floor, their end-of-epoch weights are averaged, and batch norm's
+learning rate at a floor (or, with `swa_rate: null`, follow the schedule to its end), their
+end-of-epoch weights are averaged, and batch norm's
 statistics are re-estimated for the average (averaged weights make activations that
 no epoch's running statistics describe).
 

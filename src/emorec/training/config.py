@@ -43,7 +43,8 @@ class TrainConfig:
     warmup_epochs: int = 0                    # linear warm-up before the cosine decay
     weight_ema: float | None = None           # momentum of a weight moving average; it is what's validated and kept
     swa_epochs: int | None = None             # weight averaging over the last N epochs (training.averaging)
-    swa_rate: float = 0.1                     # ... which hold the rate at this fraction of learning_rate
+    swa_rate: float | None = 0.1              # ... which hold the rate at this fraction of learning_rate
+                                              # (null: no hold, the schedule runs to its end)
     weights: str | None = None           # imagenet | null (scratch) | a file path
     weights_fallback: str | None = None  # scratch: train from scratch when weights are unavailable
     allow_download: bool = True          # fetch missing ImageNet weights (never at import time)
@@ -94,9 +95,9 @@ class TrainConfig:
         if cfg.max_train_images is not None and cfg.max_train_images < 1:
             raise EmorecError("params.yaml: max_train_images must be null or at least 1")
         if cfg.swa_epochs is not None:
-            if not 1 <= cfg.swa_epochs < cfg.epochs or not 0 < cfg.swa_rate <= 1:
+            if not 1 <= cfg.swa_epochs < cfg.epochs or not (cfg.swa_rate is None or 0 < cfg.swa_rate <= 1):
                 raise EmorecError(f"params.yaml: swa_epochs must be null or from 1 to epochs - 1 ({cfg.epochs - 1}), "
-                                  f"swa_rate in (0, 1]; got {cfg.swa_epochs!r}, {cfg.swa_rate!r}")
+                                  f"swa_rate null or in (0, 1]; got {cfg.swa_epochs!r}, {cfg.swa_rate!r}")
             if cfg.weight_ema or cfg.early_stopping_patience or cfg.reduce_lr_patience:
                 raise EmorecError("params.yaml: swa_epochs averages the last epochs, so it takes neither weight_ema nor "
                                   "early_stopping_patience (a stop would cut the average short) nor reduce_lr_patience "

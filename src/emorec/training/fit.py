@@ -289,11 +289,12 @@ def compile_for(model, cfg: TrainConfig, n_train: int) -> None:
     from emorec.models import losses, optimizers
 
     steps_per_epoch = int(np.ceil(n_train / cfg.batch_size))
-    decay_epochs = cfg.epochs - (cfg.swa_epochs or 0)      # weight averaging holds the rate after the decay
+    hold = cfg.swa_epochs and cfg.swa_rate is not None      # weight averaging holds the rate after the decay
+    decay_epochs = cfg.epochs - cfg.swa_epochs if hold else cfg.epochs
     model.compile(optimizer=optimizers.make(cfg.optimizer, cfg.learning_rate, cfg.lr_schedule,
                                             steps_per_epoch * decay_epochs, cfg.weight_decay,
                                             steps_per_epoch * cfg.warmup_epochs, cfg.weight_ema,
-                                            floor=cfg.swa_rate if cfg.swa_epochs else None),
+                                            floor=cfg.swa_rate if hold else None),
                   loss=losses.make(cfg.label_smoothing), metrics=["accuracy"],
                   jit_compile=cfg.jit_compile)
 
