@@ -244,6 +244,8 @@ def test_train_config_recipe_checks():
     for bad in ({"swa_epochs": 2}, {"swa_epochs": 0}, {"swa_epochs": 1, "swa_rate": 0.0}):
         with pytest.raises(EmorecError, match="swa_epochs must be null or from 1 to epochs - 1"):
             TrainConfig.from_params({**base, **bad}, {}, 0)
+    with pytest.raises(EmorecError, match="swa_epochs is not available with distribution"):
+        TrainConfig.from_params({**base, "swa_epochs": 1, "distribution": "data_parallel"}, {}, 0)
     for clash in ({"weight_ema": 0.9}, {"early_stopping_patience": 3}):
         with pytest.raises(EmorecError, match="takes neither weight_ema nor early_stopping_patience"):
             TrainConfig.from_params({**base, "swa_epochs": 1, **clash}, {}, 0)

@@ -98,6 +98,9 @@ class TrainConfig:
             if not 1 <= cfg.swa_epochs < cfg.epochs or not (cfg.swa_rate is None or 0 < cfg.swa_rate <= 1):
                 raise EmorecError(f"params.yaml: swa_epochs must be null or from 1 to epochs - 1 ({cfg.epochs - 1}), "
                                   f"swa_rate null or in (0, 1]; got {cfg.swa_epochs!r}, {cfg.swa_rate!r}")
+            if cfg.distribution:
+                raise EmorecError("params.yaml: swa_epochs is not available with distribution: data_parallel "
+                                  "(its batch-norm pass runs on one device); set one of them null")
             if cfg.weight_ema or cfg.early_stopping_patience or cfg.reduce_lr_patience:
                 raise EmorecError("params.yaml: swa_epochs averages the last epochs, so it takes neither weight_ema nor "
                                   "early_stopping_patience (a stop would cut the average short) nor reduce_lr_patience "
