@@ -172,7 +172,7 @@ def test_weight_averaging_is_the_mean_of_the_last_epochs_and_what_the_checkpoint
     import keras
 
     from emorec import models
-    from emorec.training.averaging import swa_callback
+    from emorec.training.averaging import batch_norm_layers, reestimate_batch_norm, swa_callback
     from emorec.training.fit import compile_for
 
     x, y = _bands()
@@ -203,8 +203,6 @@ def test_weight_averaging_is_the_mean_of_the_last_epochs_and_what_the_checkpoint
     for kept, a, b in zip(model.trainable_variables, raw[2], raw[3]):
         assert np.allclose(kept.numpy(), (a + b) / 2, atol=1e-6)
     assert seen[3] == pytest.approx(model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"])
-    from emorec.training.averaging import batch_norm_layers, reestimate_batch_norm
-
     stats = [layer.moving_mean.numpy().copy() for layer in batch_norm_layers(model)]
     reestimate_batch_norm(model, x)                             # already re-estimated for these weights
     assert stats and all(np.allclose(a, layer.moving_mean.numpy(), atol=1e-5)
