@@ -185,6 +185,7 @@ def test_weight_averaging_is_the_mean_of_the_last_epochs_and_what_the_checkpoint
     class Raw(keras.callbacks.Callback):          # before the averaging callback: the optimizer's weights
         def on_epoch_end(self, epoch, logs=None):
             raw[epoch] = [v.numpy().copy() for v in self.model.trainable_variables]
+            raw[f"val{epoch}"] = logs["val_accuracy"]
 
     class Seen(keras.callbacks.Callback):         # after it, where the checkpoint sits
         def on_epoch_end(self, epoch, logs=None):
@@ -203,6 +204,7 @@ def test_weight_averaging_is_the_mean_of_the_last_epochs_and_what_the_checkpoint
     for kept, a, b in zip(model.trainable_variables, raw[2], raw[3]):
         assert np.allclose(kept.numpy(), (a + b) / 2, atol=1e-6)
     assert seen[3] == pytest.approx(model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"])
+    assert averaging.last_epoch_raw["val_accuracy"] == raw["val3"]     # the paired figure: epoch 4's own weights
     stats = [layer.moving_mean.numpy().copy() for layer in batch_norm_layers(model)]
     reestimate_batch_norm(model, x)                             # already re-estimated for these weights
     assert stats and all(np.allclose(a, layer.moving_mean.numpy(), atol=1e-5)
@@ -449,6 +451,7 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path, capsys):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["name"] for r in results] == ["recipe", "baseline", "averaged"]
     assert results[2]["weight_average"]["applied"] and results[2]["weight_average"]["epochs"] == [2]
+    assert 0 <= results[2]["weight_average"]["last_epoch_raw"]["val_accuracy"] <= 1
     assert results[0]["weight_average"] is None
     assert results[0]["config"]["optimizer"] == "sgd_nesterov" and results[0]["arch"]["convs_per_block"] == 2
     assert results[1]["config"]["online_augmentation"] and "(jax)" in results[0]["hardware"]

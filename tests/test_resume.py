@@ -100,6 +100,7 @@ def test_a_killed_run_with_weight_averaging_resumes_with_its_average(tiny_projec
     assert "resuming after epoch 3 of 4" in again.stdout and "weight average of epochs [3, 4]" in again.stdout
     meta = files.read_json(root / "models" / "fer2013" / "cnn-balanced" / "run.json")
     assert meta["weight_average"]["epochs"] == [3, 4] and meta["weight_average"]["applied"]
+    assert 0 <= meta["weight_average"]["last_epoch_raw"]["val_accuracy"] <= 1
     assert meta["weight_average"]["chosen"] == (meta["best_epoch"] == 4) and not work.exists()
 
 

@@ -52,7 +52,8 @@ def swa_callback(epochs: int, swa_epochs: int, bn_inputs: np.ndarray, validation
     `swa_epochs` of `epochs`, and at the last one swaps the average in, re-estimates batch
     norm on `bn_inputs` and replaces that epoch's validation figures with the average's.
     Place it before the checkpoint (and after BackupAndRestore, which must save the raw
-    weights). `.applied` says whether the average was swapped in."""
+    weights). `.applied` says whether the average was swapped in, `.last_epoch_raw` what the
+    last epoch's own weights scored (the paired figure the average is measured against)."""
     import keras
 
     if not 1 <= swa_epochs < epochs:
@@ -63,6 +64,7 @@ def swa_callback(epochs: int, swa_epochs: int, bn_inputs: np.ndarray, validation
         def __init__(self):
             super().__init__()
             self.count, self.mean, self.applied, self.averaged_epochs = 0, None, False, []
+            self.last_epoch_raw = None      # the last epoch's own validation figures, before the swap
 
         def on_train_begin(self, logs=None):
             if state_file is not None and Path(state_file).is_file():
@@ -86,6 +88,7 @@ def swa_callback(epochs: int, swa_epochs: int, bn_inputs: np.ndarray, validation
                 tmp.replace(state_file)
             if epoch != epochs - 1:
                 return
+            self.last_epoch_raw = {k: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
             for variable, mean in zip(self.model.trainable_variables, self.mean):
                 variable.assign(mean.astype(variable.dtype))
             reestimate_batch_norm(self.model, bn_inputs, batch_size)
@@ -94,6 +97,7 @@ def swa_callback(epochs: int, swa_epochs: int, bn_inputs: np.ndarray, validation
                 logs.update({f"val_{k}": float(v) for k, v in scores.items()})
             self.applied = True
             print(f"weight average of epochs {[e + 1 for e in self.averaged_epochs]}: "
-                  f"validation {', '.join(f'{k} {v:.4f}' for k, v in scores.items())}", flush=True)
+                  f"validation {', '.join(f'{k} {v:.4f}' for k, v in scores.items())} (the last epoch's "
+                  f"own weights: {', '.join(f'{k} {v:.4f}' for k, v in self.last_epoch_raw.items())})", flush=True)
 
     return WeightAveraging()

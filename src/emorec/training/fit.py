@@ -210,7 +210,8 @@ def _train(
             if averaging:                # the averaged epochs (a resumed run loaded the earlier ones)
                 swa = averaging[0]
                 averaged = {"epochs": [e + 1 for e in swa.averaged_epochs], "applied": swa.applied,
-                            "chosen": bool(swa.applied and best_epoch == cfg.epochs)}
+                            "chosen": bool(swa.applied and best_epoch == cfg.epochs),
+                            "last_epoch_raw": swa.last_epoch_raw}
                 mlflow.set_tag("weight_average", "chosen" if averaged["chosen"] else "not chosen")
             probs = predict_all(model, x_val)
             val_metrics = evaluation.compute_metrics(val_labels, probs.argmax(1), classes)

@@ -205,7 +205,8 @@ def train_one(run: dict, params: dict, data: dict, out: Path, deadline: float | 
         "best_epoch": int(np.argmax(accs)) + 1, "epochs": cfg.epochs, "epochs_run": len(accs), "val_accuracy_per_epoch": accs,
         "epoch_seconds": clock.seconds, "stopped_by_deadline": clock.stopped,
         "weight_average": ({"epochs": [e + 1 for e in averaging.averaged_epochs], "applied": averaging.applied,
-                            "chosen": averaging.applied and int(np.argmax(accs)) + 1 == len(accs)}
+                            "chosen": averaging.applied and int(np.argmax(accs)) + 1 == len(accs),
+                            "last_epoch_raw": averaging.last_epoch_raw}
                            if averaging else None),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items() if k != "learning_rate"},
         "seconds": round(seconds, 1), "images_per_second": round(len(y_tr) * len(accs) / seconds, 1),
