@@ -287,7 +287,7 @@ def test_standalone_run_trains_under_the_named_policy_and_restores_float32(tmp_p
 
     monkeypatch.setattr(standalone, "epoch_clock", spying_clock)
     run = {"name": "bf16", "model": "cnn", "scope": "cpu", "seed": 1,
-           "set": {"epochs": 1, "batch_size": 16, "mixed_precision": "mixed_bfloat16"}}
+           "set": {"epochs": 1, "batch_size": 16, "mixed_precision": "mixed_bfloat16", "swa_epochs": None}}
     result = standalone.train_one(run, params, data, tmp_path)
     assert seen == ["mixed_bfloat16"]
     assert result["config"]["mixed_precision"] == "mixed_bfloat16"
@@ -307,7 +307,7 @@ def test_standalone_adds_in_graph_downscale_to_the_host_warps_under_bfloat16(tmp
     monkeypatch.setattr(recipe_module, "augmented",
                         lambda *a, **k: wrapped.append(real_augmented(*a, **k)) or wrapped[-1])
     run = {"name": "shrunk", "model": "cnn", "scope": "cpu", "seed": 1, "keep_weights": True,
-           "set": {"epochs": 1, "batch_size": 16, "mixed_precision": "mixed_bfloat16",
+           "set": {"epochs": 1, "batch_size": 16, "mixed_precision": "mixed_bfloat16", "swa_epochs": None,
                    "batch_augmentation": {"horizontal_flip": False, "downscale": 0.5}}}
     result = standalone.train_one(run, params, data, tmp_path)
     assert result["config"]["online_augmentation"]["horizontal_flip"]
@@ -437,7 +437,7 @@ def test_standalone_runs_the_gpu_recipe_a_few_steps_under_jax(tmp_path, capsys):
              "set": {"epochs": 1, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16}},
             {"name": "baseline", "model": "cnn", "scope": "cpu",
              "set": {"epochs": 2, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16,
-                     "weight_ema": 0.9}},
+                     "weight_ema": 0.9, "swa_epochs": None}},
             {"name": "averaged", "model": "cnn", "scope": "cpu",
              "set": {"epochs": 2, "batch_size": 32, "arch.filters": [8, 16], "arch.dense_units": 16,
                      "swa_epochs": 1, "early_stopping_patience": None}}]
@@ -593,7 +593,8 @@ def test_standalone_trains_a_student_towards_the_teacher(tmp_path):
     standalone.write_pack(tmp_path / "prep", tmp_path / "pack" / "fer2013")
     plan = [{"name": "student", "model": "cnn", "scope": "cpu", "keep_weights": True,
              "teacher": {"targets": str(tmp_path / "teacher.npz"), "weight": 0.5},
-             "set": {"epochs": 2, "batch_size": 16, "arch.filters": [8, 16], "arch.dense_units": 16}}]
+             "set": {"epochs": 2, "batch_size": 16, "arch.filters": [8, 16], "arch.dense_units": 16,
+                     "swa_epochs": None}}]
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     assert standalone.main([str(tmp_path / "plan.yaml"), "--pack", str(tmp_path / "pack" / "fer2013"),
                             "--out", str(tmp_path / "out"), "--params", str(REPO / "params.yaml")]) == 0
@@ -671,7 +672,7 @@ def test_standalone_time_box_probes_then_trains_what_fits(tmp_path):
     standalone.write_pack(tmp_path / "prep", tmp_path / "pack" / "fer2013")
     tiny = {"batch_size": 16, "arch.filters": [4, 8], "arch.dense_units": 8, "verbose": 0}
     plan = [{"name": "boxed", "model": "cnn", "scope": "gpu", "set": {**tiny, "epochs": 40}},
-            {"name": "other", "model": "cnn", "scope": "cpu", "set": {**tiny, "epochs": 1}}]
+            {"name": "other", "model": "cnn", "scope": "cpu", "set": {**tiny, "epochs": 1, "swa_epochs": None}}]
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     args = [str(tmp_path / "plan.yaml"), "--pack", str(tmp_path / "pack" / "fer2013"),
             "--params", str(REPO / "params.yaml"), "--out", str(tmp_path / "out")]

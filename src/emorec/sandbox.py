@@ -51,6 +51,8 @@ def tiny_params(params: dict, shared: Path, per_class: int = 30) -> dict:
         cpu = params["models"][name].get("cpu") or {}
         cpu["epochs"] = 1
         cpu.pop("max_train_images", None)
+        if cpu.get("swa_epochs"):
+            cpu["swa_epochs"] = None        # one epoch has no tail to average
         if params["models"][name].get("weights"):
             params["models"][name]["allow_download"] = False   # offline: the scratch fallback
     params["crossval"].update({"folds": 2, "epochs": 1, "max_images": 60})
