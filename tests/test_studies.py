@@ -186,7 +186,7 @@ def _row(model, balance, acc=None, skipped=None, ds="fer2013"):
             "data": "fer2013 (complete)", "input": "48px", "protocol": "paper", "test_set": "x",
             "seed": 42, "epochs": 30, "epochs_run": 30, "best_epoch": 29, "weights": "scratch",
             "n_train": 100, "train_seconds": 60, "hardware": "cpu", "git_commit": "abc",
-            "max_train_images": 8000 if model == "vgg16" else None}
+            "mlflow_run_id": "f" * 32, "max_train_images": 8000 if model == "vgg16" else None}
     if skipped:
         return {"skipped": skipped, "provenance": prov}
     return {"provenance": prov, "test": {"accuracy": acc, "macro_f1": acc - 0.1, "n": 10, "per_class": {}}}
@@ -202,6 +202,11 @@ def test_comparison_table_has_paper_columns_and_honest_gaps():
     vgg = next(line for line in md.splitlines() if line.startswith("| vgg16 |"))
     assert "full profile" in vgg and "8000 train images" in vgg and "scratch" in vgg
     assert "| densenet121 (paper only) |" in md and "## Noise over seeds" not in md
+    # the commit is HEAD when evaluate ran: the column says so, and names the training run that holds
+    # the training commit, rather than passing the evaluation commit off as the model's
+    prov = md[md.index("## Provenance of our numbers"):]
+    assert "| git commit at evaluate | MLflow training run |" in prov and "| git commit |" not in prov
+    assert "| abc | ffffffff |" in prov and "not necessarily the commit that trained" in prov
     study = {"seeds": [42, 7], "hardware": "2-core cpu", "runs": [
         {"run": "fer2013-cnn-plain", "epochs": 30, "runs": [{"seed": 42, "accuracy": 0.63}, {"seed": 7, "accuracy": 0.62}],
          "accuracy": {"mean": 0.625, "std": 0.0071}, "macro_f1": {"mean": 0.6, "std": 0.001},

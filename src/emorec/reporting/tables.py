@@ -135,8 +135,8 @@ def comparison_markdown(rows: list[dict], seeds: dict | None = None) -> str:
         lines += seeds_section(seeds)
     lines += ["## Provenance of our numbers", "",
               "| run | data | input | split protocol | test set (n) | seed | epochs run of set (best) | weights "
-              "| train images | params | train time | train img/s | hardware | git commit |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| train images | params | train time | train img/s | hardware | git commit at evaluate | MLflow training run |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "skipped" in r:
             continue
@@ -148,9 +148,13 @@ def comparison_markdown(rows: list[dict], seeds: dict | None = None) -> str:
             f"| {p['seed']} | {p['epochs_run']} of {p['epochs']} ({p['best_epoch']}) | {p['weights']} "
             f"| {n_train} | {params_total} | {p['train_seconds'] / 60:.1f} min "
             f"| {p['n_train'] * p['epochs_run'] / max(p['train_seconds'], 1e-9):.0f} | {p['hardware']} "
-            f"| {p['git_commit'][:12]} |")
+            f"| {p['git_commit'][:12]} | {p.get('mlflow_run_id', '')[:8]} |")
     lines += ["", "*train img/s*: training images x epochs run / wall time of `fit`, which includes "
-              "each epoch's validation pass; on the machine named, which was shared with other work.", ""]
+              "each epoch's validation pass; on the machine named, which was shared with other work.", "",
+              "*git commit at evaluate*: HEAD when `evaluate` ran, not necessarily the commit that trained "
+              "the model. The training commit is the `git_commit` tag of the MLflow training run (in the "
+              "tracking store of the machine that trained it); `dvc.lock` ties each model to the hashes of "
+              "the code and params that trained it.", ""]
     return "\n".join(lines)
 
 
