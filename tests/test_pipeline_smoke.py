@@ -87,6 +87,7 @@ def test_dvc_repro_on_a_tiny_subset(tmp_path):
     assert set(combined["subsets"]) >= {"fer2013", "affectnet", "PrivateTest"}   # each source's own test faces
     transfer = (work / "reports" / "cross_dataset.md").read_text()
     assert "combined-cnn-plain" in transfer and "faces centre-cropped to" in transfer   # framing chosen on validation
+    assert "the class prior moved to its validation split's class mix" in transfer      # params' class_mix: true
     chosen = json.loads((work / "reports" / "default_model.json").read_text())   # infer.model: auto
     assert chosen["model"] in chosen["scores"] and len(chosen["scores"]) == 3
     assert json.loads((work / "reports" / "infer" / "summary.json").read_text())["model"] == chosen["model"]

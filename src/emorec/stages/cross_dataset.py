@@ -29,6 +29,12 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
                 isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1 for f in fractions):
             raise EmorecError(f"params.yaml: cross_dataset framing for {pair['model']} -> {test_ds} must be "
                               f"a list of centre-crop fractions in (0, 1] (1.0: as is), got {fractions!r}")
+        class_mix = pair.get("class_mix")
+        if class_mix is None:
+            class_mix = False
+        elif not isinstance(class_mix, bool):
+            raise EmorecError(f"params.yaml: cross_dataset class_mix for {pair['model']} -> {test_ds} must be "
+                              f"true or false, got {class_mix!r}")
         reason = (runs.not_trained(params, paths.root, grid.Run(dataset, model, balance))
                   or prepared.missing_reason(paths.prepared(test_ds)))
         if reason:
@@ -37,7 +43,7 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
         keras_model, meta = load_model(paths.model_dir(dataset, model, balance))
         spec = InputSpec.from_dict(meta["input_spec"])
         parts = {part: prepared.load_part(paths.prepared(test_ds), part)      # each read once
-                 for part in (("test", "val") if fractions != [1.0] else ("test",))}
+                 for part in (("test", "val") if fractions != [1.0] or class_mix else ("test",))}
         score = functools.partial(_score, keras_model, spec, parts)
         own = files.read_json(paths.evaluation_dir(dataset, model, balance) / "evaluation.json")
         common = {"trained_on": dataset, "test": test_ds, "own_test_accuracy": own["test"]["accuracy"],
@@ -55,6 +61,16 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
                                                        {str(f): round(v, 4) for f, v in on_val.items()}}))
             print(f"  reframed (centre crop {best:.2f}, validation macro-F1 by crop {on_val}): "
                   f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+        else:
+            best = 1.0
+        if class_mix:
+            prior = _priors(paths, dataset, balance, list(spec.classes), parts["val"])
+            m = score("test", best, prior)
+            framed = f"centre-cropped to {best:.2f}, " if best != 1.0 else ""
+            rows.append(_row(f"{run_name}, {test_ds} faces {framed}the class prior moved to its validation "
+                             f"split's class mix", m, {**common, "framing": best, "class_mix": {
+                                 "trained": _rounded(spec.classes, prior[0]), "target": _rounded(spec.classes, prior[1])}}))
+            print(f"  with {test_ds}'s validation class mix: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
     from emorec.reporting import tables as report
 
     out = paths.root / "reports" / "cross_dataset.json"
@@ -68,13 +84,30 @@ def _row(name: str, m: dict, common: dict) -> dict:
             "macro_f1": m["macro_f1"], "n": m["n"], "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()}}
 
 
-def _score(keras_model, spec, parts: dict, part: str, fraction: float = 1.0) -> dict:
-    """Metrics of `keras_model` on one split of another dataset, faces centre-cropped to `fraction`."""
+def _priors(paths, dataset: str, balance: str, model_classes: list, val) -> tuple:
+    """(the class mix of the training split the model learned from, the other dataset's
+    validation class mix), both over the model's classes: the test split sets neither."""
+    from emorec.evaluation import cross_dataset as transfer
+
+    _, y_train, train_classes = prepared.load_part(paths.prepared(dataset), prepared.train_part(balance))
+    return (transfer.class_mix(y_train, list(train_classes), model_classes),
+            transfer.class_mix(val[1], list(val[2]), model_classes))
+
+
+def _rounded(classes, prior) -> dict:
+    return {c: round(float(v), 4) for c, v in zip(classes, prior)}
+
+
+def _score(keras_model, spec, parts: dict, part: str, fraction: float = 1.0, prior: tuple | None = None) -> dict:
+    """Metrics of `keras_model` on one split of another dataset, faces centre-cropped to `fraction`,
+    its posteriors moved from one class prior to another when `prior` is (trained, target)."""
     from emorec.data.preprocess import to_model_input
     from emorec.evaluation import cross_dataset as transfer
     from emorec.evaluation import metrics as evaluation
 
     x, y, data_classes = parts[part]
     probs = keras_model.predict(to_model_input(transfer.centre_crop(x, fraction), spec), batch_size=256, verbose=0)
+    if prior is not None:
+        probs = transfer.shift_prior(probs, *prior)
     y_true, y_pred, shared = transfer.restrict(probs, y, list(spec.classes), list(data_classes))
     return {**evaluation.compute_metrics(y_true, y_pred, shared), "classes": list(shared)}
