@@ -11,6 +11,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import epoch_budget  # noqa: E402
 import model_throughput  # noqa: E402
 import paired_runs  # noqa: E402
 import real_faces  # noqa: E402
@@ -395,3 +396,20 @@ def test_paired_runs_end_to_end_and_its_refusals(tmp_path, capsys):
         paired_runs.main(["--model", str(happy), "--model", str(other), "--prepared", str(prepared), "--out", str(out)])
     with pytest.raises(SystemExit, match="no test.npz"):
         paired_runs.main(["--model", str(happy), "--model", str(sad), "--prepared", str(tmp_path)])
+
+
+def test_epoch_budget_charges_the_median_epoch_not_the_time_another_job_took(tmp_path):
+    row = {"name": "cpu-10ep", "epochs_run": 10, "val_accuracy": 0.62461, "epoch_seconds": [60] + [45] * 8 + [300],
+           "scored": {"test": {"accuracy": 0.62}, "subsets": {"PrivateTest": {"accuracy": 0.63}}}}
+    point = epoch_budget.recipe_point(row)
+    assert point["minutes"] == 7.5 and point["validation"] == 0.6246 and point["private_test"] == 0.63
+    with pytest.raises(SystemExit, match="not scored"):
+        epoch_budget.recipe_point({k: v for k, v in row.items() if k != "scored"})
+    folder = tmp_path / "pipeline"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"epochs_run": 30, "train_seconds": 1800}))
+    (folder / "evaluation.json").write_text(json.dumps({"validation": {"accuracy": 0.6445},
+                                                        "test": {"accuracy": 0.6449, "accuracy_PrivateTest": 0.649}}))
+    own = epoch_budget.pipeline_point(folder, None)
+    assert own["minutes"] == 30.0 and own["test"] == 0.6449
+    assert epoch_budget.pipeline_point(folder, 45.0)["minutes"] == 22.5
