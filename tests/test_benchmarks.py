@@ -398,18 +398,22 @@ def test_paired_runs_end_to_end_and_its_refusals(tmp_path, capsys):
         paired_runs.main(["--model", str(happy), "--model", str(sad), "--prepared", str(tmp_path)])
 
 
-def test_epoch_budget_charges_the_median_epoch_not_the_time_another_job_took(tmp_path):
+def test_epoch_budget_charges_every_point_one_measured_epoch(tmp_path):
     row = {"name": "cpu-10ep", "epochs_run": 10, "val_accuracy": 0.62461, "epoch_seconds": [60] + [45] * 8 + [300],
            "scored": {"test": {"accuracy": 0.62}, "subsets": {"PrivateTest": {"accuracy": 0.63}}}}
     point = epoch_budget.recipe_point(row)
-    assert point["minutes"] == 7.5 and point["validation"] == 0.6246 and point["private_test"] == 0.63
+    assert point["epoch_seconds_median"] == 45 and point["validation"] == 0.6246 and point["private_test"] == 0.63
     with pytest.raises(SystemExit, match="not scored"):
         epoch_budget.recipe_point({k: v for k, v in row.items() if k != "scored"})
+    slow = epoch_budget.recipe_point({**row, "name": "cpu-20ep", "epochs_run": 20, "epoch_seconds": [90] * 20})
+    assert epoch_budget.charge([point, slow]) == 67.5                 # no pipeline run: the median of medians
+    assert point["minutes"] == 11.2 and slow["minutes"] == 22.5       # the same cost an epoch for both
     folder = tmp_path / "pipeline"
     folder.mkdir()
-    (folder / "run.json").write_text(json.dumps({"epochs_run": 30, "train_seconds": 1800}))
-    (folder / "evaluation.json").write_text(json.dumps({"validation": {"accuracy": 0.6445},
-                                                        "test": {"accuracy": 0.6449, "accuracy_PrivateTest": 0.649}}))
-    own = epoch_budget.pipeline_point(folder, None)
-    assert own["minutes"] == 30.0 and own["test"] == 0.6449
-    assert epoch_budget.pipeline_point(folder, 45.0)["minutes"] == 22.5
+    (folder / "run.json").write_text(json.dumps({"epochs_run": 30, "train_seconds": 1500}))
+    (folder / "evaluation.json").write_text(json.dumps({"validation": {"accuracy": 0.6445}, "test": {"accuracy": 0.64489},
+                                                        "subsets": {"PrivateTest": {"accuracy": 0.649}}}))
+    own = epoch_budget.pipeline_point(folder)
+    assert own["test"] == 0.6449 and own["private_test"] == 0.649
+    assert epoch_budget.charge([point, slow, own]) == 50.0            # the pipeline run's mean epoch wins
+    assert (point["minutes"], slow["minutes"], own["minutes"]) == (8.3, 16.7, 25.0)
