@@ -8,6 +8,7 @@ import pytest
 
 from emorec.errors import EmorecError
 from emorec.evaluation import cross_dataset as transfer
+from emorec.evaluation import label_shift
 from emorec.reporting import tables as report
 from emorec.training import studies as crossval
 
@@ -116,23 +117,23 @@ def test_framing_is_chosen_by_the_validation_score_ties_to_the_looser_crop():
 
 def test_class_mix_counts_only_the_classes_the_model_knows():
     data_classes = ["angry", "happy", "contempt"]
-    mix = transfer.class_mix(np.array([0, 0, 1, 2, 2, 2]), data_classes, ["happy", "angry", "sad"])
+    mix = label_shift.class_mix(np.array([0, 0, 1, 2, 2, 2]), data_classes, ["happy", "angry", "sad"])
     np.testing.assert_allclose(mix, [1 / 3, 2 / 3, 0])      # contempt left out; sad absent from the data
     with pytest.raises(EmorecError, match="none of these labels"):
-        transfer.class_mix(np.array([2, 2]), data_classes, ["happy", "angry"])
+        label_shift.class_mix(np.array([2, 2]), data_classes, ["happy", "angry"])
 
 
 def test_shifting_the_prior_reweighs_each_class_by_target_over_trained():
     probs = np.array([[0.5, 0.5, 0.0], [0.9, 0.1, 0.0]])
     trained = np.array([0.8, 0.2, 0.0])                      # the model saw class 0 four times as often
-    same = transfer.shift_prior(probs, trained, trained)
+    same = label_shift.shift_prior(probs, trained, trained)
     np.testing.assert_allclose(same, probs)                  # the same prior changes nothing
-    even = transfer.shift_prior(probs, trained, np.array([0.5, 0.5, 0.0]))
+    even = label_shift.shift_prior(probs, trained, np.array([0.5, 0.5, 0.0]))
     np.testing.assert_allclose(even.sum(axis=1), 1)
     assert even[0].argmax() == 1 and even[1].argmax() == 0   # a tie goes to the class it over-predicted less
     np.testing.assert_allclose(even[0], [0.2, 0.8, 0.0])     # 0.5 x 0.5/0.8 against 0.5 x 0.5/0.2
     with pytest.raises(EmorecError, match="do not fit"):
-        transfer.shift_prior(probs, trained[:2], trained[:2])
+        label_shift.shift_prior(probs, trained[:2], trained[:2])
 
 
 @pytest.mark.parametrize("class_mix", ["yes", 1, [True]])

@@ -251,12 +251,7 @@ def cross_dataset_markdown(rows: list[dict]) -> str:
     lines = ["# Cross-dataset evaluation", "",
              "A model trained on one dataset, scored on another's test split over the classes both "
              "share (images of other classes left out; the prediction is the most probable shared "
-             "class). Seed and weights as in the model's own run. The paper reports no such figure. "
-             "A *centre-cropped* row reframes the other dataset's faces with the crop that scores best on "
-             "its validation split. A *class mix* row multiplies the model's probabilities by that "
-             "validation split's class shares over those of the training split the model learned from "
-             "(label shift, Saerens et al. 2002): how much of the gap is the datasets' different class "
-             "mixes rather than faces the model misreads. The test split sets neither.", "",
+             "class). Seed and weights as in the model's own run. The paper reports no such figure.", "",
              "| model (trained on) | tested on | shared classes | accuracy | macro-F1 | n | own test accuracy | weights |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -75,8 +75,19 @@ def run(params: dict | None = None, root: Path | None = None) -> Path:
 
     out = paths.root / "reports" / "cross_dataset.json"
     files.write_json(out, {"rows": rows})
-    files.write_text(out.with_suffix(".md"), report.cross_dataset_markdown(rows))
+    markdown = report.cross_dataset_markdown(rows)
+    if any("class_mix" in r for r in rows):
+        markdown += CLASS_MIX_NOTE
+    files.write_text(out.with_suffix(".md"), markdown)
     return out
+
+
+CLASS_MIX_NOTE = (
+    "\nA *class prior moved* row multiplies the model's probabilities by the other dataset's "
+    "validation class shares over those of the training split the model learned from (label shift, "
+    "Saerens et al. 2002; `class_mix` in params.yaml): how much of the gap is the datasets' different "
+    "class mixes rather than faces the model misreads. A *centre-cropped* row reframes the faces with "
+    "the crop that scores best on that validation split. The test split sets neither.\n")
 
 
 def _row(name: str, m: dict, common: dict) -> dict:
@@ -87,11 +98,11 @@ def _row(name: str, m: dict, common: dict) -> dict:
 def _priors(paths, dataset: str, balance: str, model_classes: list, val) -> tuple:
     """(the class mix of the training split the model learned from, the other dataset's
     validation class mix), both over the model's classes: the test split sets neither."""
-    from emorec.evaluation import cross_dataset as transfer
+    from emorec.evaluation import label_shift
 
     _, y_train, train_classes = prepared.load_part(paths.prepared(dataset), prepared.train_part(balance))
-    return (transfer.class_mix(y_train, list(train_classes), model_classes),
-            transfer.class_mix(val[1], list(val[2]), model_classes))
+    return (label_shift.class_mix(y_train, list(train_classes), model_classes),
+            label_shift.class_mix(val[1], list(val[2]), model_classes))
 
 
 def _rounded(classes, prior) -> dict:
@@ -108,6 +119,8 @@ def _score(keras_model, spec, parts: dict, part: str, fraction: float = 1.0, pri
     x, y, data_classes = parts[part]
     probs = keras_model.predict(to_model_input(transfer.centre_crop(x, fraction), spec), batch_size=256, verbose=0)
     if prior is not None:
-        probs = transfer.shift_prior(probs, *prior)
+        from emorec.evaluation import label_shift
+
+        probs = label_shift.shift_prior(probs, *prior)
     y_true, y_pred, shared = transfer.restrict(probs, y, list(spec.classes), list(data_classes))
     return {**evaluation.compute_metrics(y_true, y_pred, shared), "classes": list(shared)}
