@@ -215,3 +215,18 @@ def test_rectified_adam_learns_and_serialises(tmp_path):
     model.save(tmp_path / "r.keras")
     loaded = loading.load_file(tmp_path / "r.keras")
     assert type(loaded.optimizer).__name__ == "RectifiedAdam"
+
+
+def test_mini_xception_projection_is_every_second_pixel_through_a_1x1_convolution():
+    """The residual projection is written as a stride-2 1x1 pooling and a 1x1 convolution (a
+    strided 1x1 convolution aborts TensorFlow's oneDNN training on some CPUs): it must be the
+    function of a 1x1/2 convolution, odd sizes included."""
+    import keras
+
+    model = models.build("mini_xception", (17, 17, 1), 3, stem_filters=(4,), filters=(8,))
+    probe = keras.Model(model.input, [model.get_layer("stem_relu1").output, model.get_layer("module1_proj").output])
+    x = np.random.default_rng(0).random((2, 17, 17, 1)).astype("float32")
+    stem, projected = probe.predict(x, verbose=0)
+    kernel = model.get_layer("module1_proj").get_weights()[0][0, 0]          # (in, out)
+    assert projected.shape == (2, 9, 9, 8)                                    # ceil(17 / 2), as "same" padding
+    np.testing.assert_allclose(projected, np.einsum("nhwc,cd->nhwd", stem[:, ::2, ::2], kernel), rtol=1e-5, atol=1e-6)

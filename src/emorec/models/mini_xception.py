@@ -1,7 +1,8 @@
 """mini-Xception (Arriaga et al. 2018, "Real-time convolutional neural networks for emotion
 and gender classification"): a model of our own in the zoo, not one of the paper's. Two
 plain 3x3 convolutions, then residual modules of two depthwise-separable 3x3 convolutions
-and a 3x3/2 max pooling beside a 1x1/2 projection; global average pooling and a softmax.
+and a 3x3/2 max pooling beside a 1x1/2 projection (written as a 1x1 pooling of stride 2
+and a 1x1 convolution, the same function); global average pooling and a softmax.
 51 k parameters at its published widths, against the paper CNN's 1.8 M: the issue's lever
 "a from-scratch net with depthwise-separable or residual blocks", measured against the CNN
 at equal CPU time in reports/recipe/README.md (it loses there: 0.578 against 0.632 on test).
@@ -19,7 +20,11 @@ from emorec.models.parts import pooled_softmax
 def residual_module(x, filters: int, name: str):
     from keras import layers
 
-    shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_proj")(x)
+    # the 1x1/2 projection as every second pixel, then a 1x1 convolution: the same function and
+    # weights, but TensorFlow 2.21's oneDNN kernels corrupt the heap training a strided 1x1
+    # convolution on some CPUs (a 2-core AMD EPYC with avx512_bf16 aborts in the first step)
+    shortcut = layers.MaxPooling2D(1, strides=2, name=f"{name}_subsample")(x)
+    shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_proj")(shortcut)
     shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
     y = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sep1")(x)
     y = layers.BatchNormalization(name=f"{name}_bn1")(y)
